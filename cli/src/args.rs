@@ -1,0 +1,184 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// keysweep finds leaked credentials in files and directories, fast.
+///
+/// It compiles every rule into one Hyperscan database, scans files with one thread per core,
+/// and confirms each candidate with the rule's full pattern, entropy floor and checksums.
+#[derive(Parser, Debug)]
+#[command(name = "keysweep", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan files and directories for secrets.
+    ///
+    /// Exit status: 0 when nothing was found, 1 when findings were reported, 2 on error
+    /// (bad arguments, unusable rules, or nothing could be scanned).
+    Scan(ScanArgs),
+    /// List or check the rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// List the rules: id, confidence, name.
+    List {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Print JSON Lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify every rule: compiles in Hyperscan and in the regex engine, every example is
+    /// found and no negative example is, through the real scanning path.
+    Check {
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RulesArgs {
+    /// Load rules from DIR (or a .toml file) too; a rule whose id exists replaces it.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+    /// Use only the rules given with --rules.
+    #[arg(long)]
+    pub no_builtin_rules: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable text.
+    Pretty,
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfidenceArg {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files or directories to scan; `-` reads a list of paths from standard input.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Read more paths to scan from FILE, one per line.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
+    pub paths_from: Option<PathBuf>,
+    /// Only scan files matching GLOB (repeatable).
+    #[arg(long = "include", short = 'g', value_name = "GLOB", help_heading = "Input")]
+    pub include: Vec<String>,
+    /// Skip files and directories matching GLOB (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB", help_heading = "Input")]
+    pub exclude: Vec<String>,
+    /// Skip files larger than SIZE (bytes, or with K, M, G suffix).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Input")]
+    pub max_file_size: Option<u64>,
+    /// Never memory-map files (safer when files are truncated while being scanned).
+    #[arg(long, help_heading = "Input")]
+    pub no_mmap: bool,
+
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Report findings at this confidence or above.
+    #[arg(long, value_enum, default_value = "medium", help_heading = "Rules")]
+    pub confidence: ConfidenceArg,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "pretty", help_heading = "Output")]
+    pub format: Format,
+    /// Write findings to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+    /// Replace secrets by a hash in every output.
+    #[arg(long, help_heading = "Output")]
+    pub redact: bool,
+    /// When to use colours in pretty output.
+    #[arg(long, value_enum, default_value = "auto", help_heading = "Output")]
+    pub color: ColorChoice,
+    /// Print no summary and no warnings on standard error.
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+    /// Exit 0 even when findings are reported.
+    #[arg(long, help_heading = "Output")]
+    pub exit_zero: bool,
+
+    /// Scan threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0, help_heading = "Performance")]
+    pub threads: usize,
+    /// Do not read or write the compiled-database cache.
+    #[arg(long, help_heading = "Performance")]
+    pub no_cache: bool,
+}
+
+/// Parses `123`, `10K`, `5M`, `2G` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown size suffix in {s:?} (use K, M or G)")),
+            };
+            (&s[..i], mult)
+        }
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("invalid size {s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("10"), Ok(10));
+        assert_eq!(parse_size("2K"), Ok(2048));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn arguments_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

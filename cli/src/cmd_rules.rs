@@ -1,0 +1,85 @@
+//! `keysweep rules list` and `keysweep rules check`.
+
+use std::io::Write;
+
+use anyhow::Result;
+use keysweep::Provenance;
+
+use crate::args::RulesArgs;
+use crate::rules_load::{engine, rule_set};
+
+/// Prints the rules, one per line.
+pub fn list(args: &RulesArgs, json: bool) -> Result<i32> {
+    let rules = rule_set(args)?;
+    let mut out = std::io::stdout().lock();
+    for rule in rules.rules() {
+        let s = &rule.syntax;
+        if json {
+            let v = serde_json::json!({
+                "id": s.id, "name": s.name, "confidence": s.confidence,
+                "validator": s.validator, "references": s.references,
+                "source": rule.source.display().to_string(),
+            });
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "{:<44} {:<7} {}", s.id, s.confidence.as_str(), s.name)?;
+        }
+    }
+    Ok(0)
+}
+
+/// Verifies every rule; prints each problem and exits 1 if there is any.
+pub fn check(args: &RulesArgs) -> Result<i32> {
+    let rules = rule_set(args)?;
+    let mut problems = Vec::new();
+    for err in keysweep::scan::check_each_rule(&rules) {
+        problems.push(err.to_string());
+    }
+    if !problems.is_empty() {
+        return report(&problems, rules.len());
+    }
+    let engine = engine(rules.clone(), true)?;
+    let mut scanner = engine.blob_scanner()?;
+    for rule in rules.rules() {
+        let s = &rule.syntax;
+        let at = format!("{}: rule {:?}", rule.source.display(), s.id);
+        if s.examples.len() < 2 {
+            problems.push(format!("{at}: needs at least 2 examples, has {}", s.examples.len()));
+        }
+        if s.negative_examples.is_empty() {
+            problems.push(format!("{at}: needs at least 1 negative example"));
+        }
+        if s.references.is_empty() {
+            problems.push(format!("{at}: needs a reference to the documented format"));
+        }
+        for (i, example) in s.examples.iter().enumerate() {
+            let findings = scanner.scan(example.as_bytes(), Provenance::file("<example>"))?;
+            if !findings.iter().any(|f| f.rule.id == s.id) {
+                problems.push(format!("{at}: example {} is not found: {example:?}", i + 1));
+            }
+        }
+        for (i, example) in s.negative_examples.iter().enumerate() {
+            let findings = scanner.scan(example.as_bytes(), Provenance::file("<example>"))?;
+            if let Some(f) = findings.iter().find(|f| f.rule.id == s.id) {
+                problems.push(format!(
+                    "{at}: negative example {} is found (secret {:?}): {example:?}",
+                    i + 1,
+                    f.secret
+                ));
+            }
+        }
+    }
+    report(&problems, rules.len())
+}
+
+fn report(problems: &[String], count: usize) -> Result<i32> {
+    if problems.is_empty() {
+        println!("{count} rules OK");
+        return Ok(0);
+    }
+    for p in problems {
+        eprintln!("keysweep: {p}");
+    }
+    eprintln!("keysweep: {} problem(s) in {count} rules", problems.len());
+    Ok(1)
+}

@@ -1,0 +1,172 @@
+//! `keysweep scan`: wires arguments to the engine and a sink, prints the summary.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use keysweep::enumerate::Filters;
+use keysweep::load::LoadPolicy;
+use keysweep::sink::{JsonLinesSink, JsonSink, PrettySink, SarifSink};
+use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
+
+use crate::args::{ColorChoice, ConfidenceArg, Format, ScanArgs};
+use crate::rules_load::{engine, rule_set};
+
+/// Forwards findings to the format's sink and prints warnings on standard error.
+struct Reporter<'a> {
+    inner: Box<dyn Sink + 'a>,
+    quiet: bool,
+}
+
+impl Sink for Reporter<'_> {
+    fn begin(&mut self) -> std::io::Result<()> {
+        self.inner.begin()
+    }
+    fn finding(&mut self, finding: &Finding) -> std::io::Result<bool> {
+        self.inner.finding(finding)
+    }
+    fn warning(&mut self, w: &Warning) -> std::io::Result<()> {
+        if !self.quiet {
+            eprintln!("keysweep: warning: {}: {}", w.path, w.message);
+        }
+        Ok(())
+    }
+    fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
+        self.inner.finish(summary)
+    }
+}
+
+fn globs(patterns: &[String]) -> Result<Option<globset::GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for p in patterns {
+        // A bare name like `*.py` matches at any depth, as in ripgrep's -g.
+        let pattern = if p.contains('/') { p.clone() } else { format!("**/{p}") };
+        set.add(globset::Glob::new(&pattern).with_context(|| format!("invalid glob {p:?}"))?);
+    }
+    Ok(Some(set.build()?))
+}
+
+fn inputs(args: &ScanArgs) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    let mut read_list = |reader: &mut dyn BufRead| -> Result<()> {
+        for line in reader.split(b'\n') {
+            let line = line?;
+            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            if !line.is_empty() {
+                use std::os::unix::ffi::OsStrExt;
+                paths.push(PathBuf::from(std::ffi::OsStr::from_bytes(line)));
+            }
+        }
+        Ok(())
+    };
+    if let Some(file) = &args.paths_from {
+        let f = std::fs::File::open(file).with_context(|| format!("reading --paths-from {}", file.display()))?;
+        read_list(&mut std::io::BufReader::new(f))?;
+    }
+    let mut explicit = Vec::new();
+    for p in &args.paths {
+        if p.as_os_str() == "-" {
+            read_list(&mut std::io::stdin().lock())?;
+        } else {
+            explicit.push(p.clone());
+        }
+    }
+    paths.splice(0..0, explicit);
+    if paths.is_empty() && args.paths.is_empty() && args.paths_from.is_none() {
+        paths.push(PathBuf::from("."));
+    }
+    Ok(paths)
+}
+
+/// Runs the scan; returns the exit code.
+pub fn run(args: &ScanArgs) -> Result<i32> {
+    let paths = inputs(args)?;
+    if paths.is_empty() {
+        bail!("no paths to scan");
+    }
+    let rules = rule_set(&args.rules)?;
+    let engine = engine(rules, args.no_cache)?;
+    let options = ScanOptions {
+        threads: args.threads,
+        filters: Filters {
+            include: globs(&args.include)?,
+            exclude: globs(&args.exclude)?,
+            max_file_size: args.max_file_size,
+        },
+        load: LoadPolicy {
+            mmap: !args.no_mmap,
+            ..LoadPolicy::default()
+        },
+        min_confidence: match args.confidence {
+            ConfidenceArg::Low => Confidence::Low,
+            ConfidenceArg::Medium => Confidence::Medium,
+            ConfidenceArg::High => Confidence::High,
+        },
+    };
+    let (out, to_terminal): (Box<dyn Write>, bool) = match &args.output {
+        Some(path) => {
+            let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            (Box::new(std::io::BufWriter::new(f)), false)
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let tty = stdout.is_terminal();
+            (Box::new(std::io::BufWriter::new(stdout.lock())), tty)
+        }
+    };
+    let color = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let inner: Box<dyn Sink> = match args.format {
+        Format::Pretty => Box::new(PrettySink::new(out, args.redact, color)),
+        Format::Json => Box::new(JsonSink::new(out, args.redact)),
+        Format::Jsonl => Box::new(JsonLinesSink::new(out, args.redact)),
+        Format::Sarif => Box::new(SarifSink::new(out, args.redact, engine.rules())),
+    };
+    let mut reporter = Reporter {
+        inner,
+        quiet: args.quiet,
+    };
+    let summary = engine.scan_paths(&paths, &options, &mut reporter)?;
+    if !args.quiet {
+        eprint!("{}", summary_text(&summary));
+    }
+    if summary.files_scanned == 0 && summary.warning_count() > 0 {
+        eprintln!("keysweep: error: nothing could be scanned");
+        return Ok(2);
+    }
+    Ok(if summary.findings > 0 && !args.exit_zero { 1 } else { 0 })
+}
+
+fn summary_text(s: &Summary) -> String {
+    let mut text = format!(
+        "keysweep: {} files, {:.1} MB in {:.2} s ({:.1} MB/s); {} finding(s)",
+        s.files_scanned,
+        s.bytes_scanned as f64 / 1e6,
+        s.elapsed.as_secs_f64(),
+        s.megabytes_per_second(),
+        s.findings
+    );
+    if s.findings_below_threshold > 0 {
+        text.push_str(&format!(", {} below --confidence", s.findings_below_threshold));
+    }
+    text.push_str(&format!("; {} warning(s)\n", s.warning_count()));
+    for (rule, n) in &s.findings_per_rule {
+        text.push_str(&format!("  {n:>6}  {rule}\n"));
+    }
+    for (kind, n) in &s.warnings {
+        text.push_str(&format!("  {n:>6}  warning: {kind}\n"));
+    }
+    if s.files_filtered > 0 || s.symlinks_skipped > 0 {
+        text.push_str(&format!(
+            "  skipped: {} filtered, {} symbolic links not followed\n",
+            s.files_filtered, s.symlinks_skipped
+        ));
+    }
+    text
+}

@@ -1,0 +1,178 @@
+//! Structural checks of extracted secrets: checksums and decodable shapes.
+
+use base64::Engine as _;
+
+use crate::rules::ValidatorKind;
+
+/// What a structural check concluded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The structure holds (checksum right, parts decode); details for the report.
+    Valid(Vec<(&'static str, String)>),
+    /// The structure does not hold: not this kind of secret.
+    Invalid(&'static str),
+}
+
+/// Runs a validator on a secret.
+pub fn check(kind: ValidatorKind, secret: &[u8]) -> CheckOutcome {
+    match kind {
+        ValidatorKind::GithubCrc32 | ValidatorKind::NpmCrc32 => check_crc32_base62(secret),
+        ValidatorKind::Jwt => check_jwt(secret),
+        ValidatorKind::Pem => check_pem(secret),
+    }
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// `value` in base62, left-padded with '0' to `width` digits.
+pub fn base62(mut value: u64, width: usize) -> String {
+    let mut digits = Vec::with_capacity(width);
+    while value > 0 {
+        digits.push(BASE62[(value % 62) as usize]);
+        value /= 62;
+    }
+    while digits.len() < width {
+        digits.push(b'0');
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// GitHub's and npm's token checksum: `prefix_` + random + base62(CRC32(random)) in 6 digits.
+fn check_crc32_base62(token: &[u8]) -> CheckOutcome {
+    let Some(sep) = token.iter().position(|&b| b == b'_') else {
+        return CheckOutcome::Invalid("no prefix separator");
+    };
+    let body = &token[sep + 1..];
+    if body.len() <= 6 || !body.iter().all(u8::is_ascii_alphanumeric) {
+        return CheckOutcome::Invalid("body is not base62");
+    }
+    let (random, checksum) = body.split_at(body.len() - 6);
+    let expected = base62(u64::from(crc32fast::hash(random)), 6);
+    if expected.as_bytes() == checksum {
+        CheckOutcome::Valid(vec![("checksum", "crc32".into())])
+    } else {
+        CheckOutcome::Invalid("checksum mismatch")
+    }
+}
+
+fn decode_base64url(part: &[u8]) -> Option<Vec<u8>> {
+    let trimmed: &[u8] = part.strip_suffix(b"==").or_else(|| part.strip_suffix(b"=")).unwrap_or(part);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed).ok()
+}
+
+fn check_jwt(token: &[u8]) -> CheckOutcome {
+    let parts: Vec<&[u8]> = token.split(|&b| b == b'.').collect();
+    if parts.len() != 3 {
+        return CheckOutcome::Invalid("not three parts");
+    }
+    let Some(header) = decode_base64url(parts[0]).and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+    else {
+        return CheckOutcome::Invalid("header is not base64url JSON");
+    };
+    let Some(alg) = header.get("alg").and_then(|a| a.as_str()) else {
+        return CheckOutcome::Invalid("header has no alg");
+    };
+    let Some(payload) =
+        decode_base64url(parts[1]).and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+    else {
+        return CheckOutcome::Invalid("payload is not base64url JSON");
+    };
+    if !payload.is_object() {
+        return CheckOutcome::Invalid("payload is not a JSON object");
+    }
+    if alg.eq_ignore_ascii_case("none") || parts[2].len() < 16 {
+        return CheckOutcome::Invalid("unsigned token");
+    }
+    let mut details = vec![("alg", alg.to_owned())];
+    for claim in ["iss", "exp"] {
+        if let Some(v) = payload.get(claim) {
+            details.push((claim, v.to_string().trim_matches('"').to_owned()));
+        }
+    }
+    CheckOutcome::Valid(details)
+}
+
+/// A PEM (or PGP armor) block whose body decodes as base64 to something key-sized.
+/// Lines may be separated by real newlines or by the two characters `\n` (keys inside JSON).
+fn check_pem(block: &[u8]) -> CheckOutcome {
+    let text = String::from_utf8_lossy(block).replace("\\r", "\n").replace("\\n", "\n");
+    let mut body = String::new();
+    let mut encrypted = false;
+    let mut kind = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN ") {
+            kind = line.trim_matches('-').trim_start_matches("BEGIN ").to_owned();
+            continue;
+        }
+        if line.starts_with("-----END ") {
+            break;
+        }
+        if line.contains(':') {
+            // RFC 1421 / RFC 4880 armor headers (Proc-Type, DEK-Info, Version, Comment).
+            encrypted |= line.starts_with("Proc-Type: 4,ENCRYPTED");
+            continue;
+        }
+        if line.starts_with('=') && line.len() <= 5 {
+            continue; // PGP armor CRC24 line
+        }
+        body.push_str(line);
+    }
+    let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    match base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
+        Ok(der) if der.len() >= 32 => {
+            encrypted |= kind.contains("ENCRYPTED");
+            CheckOutcome::Valid(vec![
+                ("type", kind),
+                ("bytes", der.len().to_string()),
+                ("encrypted", encrypted.to_string()),
+            ])
+        }
+        Ok(_) => CheckOutcome::Invalid("body too short for a key"),
+        Err(_) => CheckOutcome::Invalid("body is not base64"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github_token(random: &str) -> String {
+        format!("ghp_{random}{}", base62(u64::from(crc32fast::hash(random.as_bytes())), 6))
+    }
+
+    #[test]
+    fn crc32_checksum_accepts_right_and_rejects_wrong() {
+        let token = github_token("Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa");
+        assert_eq!(token.len(), 40);
+        assert!(matches!(check(ValidatorKind::GithubCrc32, token.as_bytes()), CheckOutcome::Valid(_)));
+        let mut wrong = token.into_bytes();
+        let last = wrong.len() - 1;
+        wrong[last] = if wrong[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(check(ValidatorKind::GithubCrc32, &wrong), CheckOutcome::Invalid("checksum mismatch"));
+    }
+
+    #[test]
+    fn base62_pads_to_width() {
+        assert_eq!(base62(0, 6), "000000");
+        assert_eq!(base62(61, 2), "0z");
+        assert_eq!(base62(62, 2), "10");
+    }
+
+    #[test]
+    fn jwt_needs_json_header_with_alg() {
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let good = format!(
+            "{}.{}.{}",
+            enc(r#"{"alg":"HS256","typ":"JWT"}"#),
+            enc(r#"{"iss":"svc","exp":1900000000}"#),
+            "c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWc"
+        );
+        match check(ValidatorKind::Jwt, good.as_bytes()) {
+            CheckOutcome::Valid(d) => assert!(d.contains(&("iss", "svc".to_owned()))),
+            other => panic!("{other:?}"),
+        }
+        let bad = format!("{}.{}.sig", enc("not json"), enc("{}"));
+        assert!(matches!(check(ValidatorKind::Jwt, bad.as_bytes()), CheckOutcome::Invalid(_)));
+    }
+}

@@ -1,0 +1,188 @@
+//! Inputs → file jobs: walks directories, applies include/exclude globs, and turns every
+//! input that cannot be scanned (special files, broken links, unreadable directories) into a
+//! warning instead of an error.
+
+use std::fs::FileType;
+use std::path::{Path, PathBuf};
+
+use globset::GlobSet;
+
+use crate::report::{Warning, WarningKind};
+
+/// A regular file to scan.
+#[derive(Clone, Debug)]
+pub struct FileJob {
+    /// Its path.
+    pub path: PathBuf,
+    /// Its size when listed.
+    pub size: u64,
+}
+
+/// What enumeration produces, in order.
+#[derive(Debug)]
+pub enum Enumerated {
+    /// A file to scan.
+    File(FileJob),
+    /// An input that will not be scanned, and why.
+    Warning(Warning),
+    /// Skipped by a filter.
+    Filtered,
+    /// A symbolic link found while walking, not followed.
+    SymlinkSkipped,
+}
+
+/// Include/exclude globs and the size limit.
+#[derive(Clone, Debug, Default)]
+pub struct Filters {
+    /// When set, only paths matching one of these are scanned.
+    pub include: Option<GlobSet>,
+    /// Paths matching one of these are skipped (directories are not entered).
+    pub exclude: Option<GlobSet>,
+    /// Files larger than this are skipped with a warning.
+    pub max_file_size: Option<u64>,
+}
+
+impl Filters {
+    fn excluded(&self, path: &Path) -> bool {
+        self.exclude.as_ref().is_some_and(|g| g.is_match(path))
+    }
+    fn included(&self, path: &Path) -> bool {
+        self.include.as_ref().is_none_or(|g| g.is_match(path))
+    }
+}
+
+/// Lossy display of a path.
+pub fn display(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// A warning about a path.
+pub fn warning(kind: WarningKind, path: &Path, message: impl Into<String>) -> Warning {
+    Warning {
+        kind,
+        path: display(path),
+        message: message.into(),
+    }
+}
+
+/// Classifies an I/O error on a path.
+pub fn io_warning(path: &Path, err: &std::io::Error) -> Warning {
+    let kind = match err.kind() {
+        std::io::ErrorKind::PermissionDenied => WarningKind::PermissionDenied,
+        std::io::ErrorKind::NotFound => WarningKind::Vanished,
+        _ => WarningKind::Unreadable,
+    };
+    warning(kind, path, err.to_string())
+}
+
+fn special_kind_name(ft: FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Walks one input. Explicit inputs that are links are followed (the user named them);
+/// links met while walking are not, but broken ones are reported.
+pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) -> bool) {
+    let meta = match std::fs::metadata(input) {
+        Ok(m) => m,
+        Err(e) => {
+            let broken = std::fs::symlink_metadata(input).is_ok_and(|m| m.file_type().is_symlink());
+            let w = if broken {
+                warning(WarningKind::BrokenSymlink, input, "broken symbolic link")
+            } else {
+                io_warning(input, &e)
+            };
+            emit(Enumerated::Warning(w));
+            return;
+        }
+    };
+    if !meta.is_dir() {
+        // A file named explicitly is scanned even if filters would skip it in a walk.
+        emit(file_job(input, &meta, filters));
+        return;
+    }
+    let walker = walkdir::WalkDir::new(input).follow_links(false).sort_by_file_name();
+    let mut it = walker.into_iter();
+    while let Some(entry) = it.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().map(Path::to_owned).unwrap_or_else(|| input.to_owned());
+                let w = match e.io_error() {
+                    Some(io) => {
+                        let mut w = io_warning(&path, io);
+                        if w.kind == WarningKind::Unreadable {
+                            w.kind = WarningKind::Walk;
+                        }
+                        w
+                    }
+                    None => warning(WarningKind::Walk, &path, e.to_string()),
+                };
+                if !emit(Enumerated::Warning(w)) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let path = entry.path();
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            if entry.depth() > 0 && filters.excluded(path) {
+                it.skip_current_dir();
+                if !emit(Enumerated::Filtered) {
+                    return;
+                }
+            }
+            continue;
+        }
+        let item = if filters.excluded(path) || !filters.included(path) {
+            Enumerated::Filtered
+        } else if ft.is_symlink() {
+            if std::fs::metadata(path).is_err() {
+                Enumerated::Warning(warning(WarningKind::BrokenSymlink, path, "broken symbolic link"))
+            } else {
+                Enumerated::SymlinkSkipped
+            }
+        } else {
+            match entry.metadata() {
+                Ok(meta) => file_job(path, &meta, filters),
+                Err(e) => Enumerated::Warning(warning(WarningKind::Unreadable, path, e.to_string())),
+            }
+        };
+        if !emit(item) {
+            return;
+        }
+    }
+}
+
+fn file_job(path: &Path, meta: &std::fs::Metadata, filters: &Filters) -> Enumerated {
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        return Enumerated::Warning(warning(
+            WarningKind::SpecialFile,
+            path,
+            format!("{}: skipped", special_kind_name(ft)),
+        ));
+    }
+    if let Some(max) = filters.max_file_size {
+        if meta.len() > max {
+            return Enumerated::Warning(warning(
+                WarningKind::TooLarge,
+                path,
+                format!("{} bytes is over the --max-file-size of {max}", meta.len()),
+            ));
+        }
+    }
+    Enumerated::File(FileJob {
+        path: path.to_owned(),
+        size: meta.len(),
+    })
+}

@@ -1,0 +1,137 @@
+//! The finding and its stable JSON form (one object per JSON Lines line).
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::rules::{hex, Confidence};
+
+/// The rule that produced a finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    /// Stable rule id.
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+}
+
+/// What validation concluded about a finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Validation {
+    /// `checksum_valid`, `structure_valid` or `unchecked`.
+    pub status: &'static str,
+    /// Details the structural check decoded (algorithm, key type, …).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where a finding is: the file, the members inside it, the decoders applied, the position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Location {
+    /// The file on disk (lossy UTF-8 for non-UTF-8 paths).
+    pub path: String,
+    /// Archive members from outermost to innermost (empty for plain files).
+    pub members: Vec<String>,
+    /// Decoders applied to reach the secret (empty for raw bytes).
+    pub decoders: Vec<String>,
+    /// Byte offset of the secret in the innermost blob.
+    pub offset: u64,
+    /// Byte offset one past the secret.
+    pub end: u64,
+    /// 1-based line of the secret.
+    pub line: u64,
+    /// 1-based byte column of the secret.
+    pub column: u64,
+}
+
+impl Location {
+    /// The provenance chain as one string: `path!member!member`.
+    pub fn display_path(&self) -> String {
+        let mut s = self.path.clone();
+        for m in &self.members {
+            s.push('!');
+            s.push_str(m);
+        }
+        s
+    }
+}
+
+/// One secret at one place.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    /// The rule that matched.
+    pub rule: RuleRef,
+    /// The secret (lossy UTF-8); replaced by a hash marker when redacted.
+    pub secret: String,
+    /// SHA-256 of the secret's bytes: links the same secret across places without showing it.
+    pub secret_sha256: String,
+    /// The rule's confidence.
+    pub confidence: Confidence,
+    /// The validation outcome.
+    pub validation: Validation,
+    /// Where it is.
+    pub location: Location,
+    /// The line around the secret (trimmed; secret masked when redacted).
+    pub snippet: String,
+    /// Shannon entropy of the secret in bits per byte.
+    pub entropy: f64,
+    /// Stable across runs: rule, secret and location.
+    pub fingerprint: String,
+}
+
+impl Finding {
+    /// Computes the fingerprint from the rule id, the secret hash and the location.
+    pub fn compute_fingerprint(rule: &str, secret_sha256: &str, location: &Location) -> String {
+        let mut h = Sha256::new();
+        for part in [rule, secret_sha256, &location.display_path()] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        h.update(location.decoders.join("/").as_bytes());
+        h.update(location.offset.to_le_bytes());
+        hex(&h.finalize()[..16])
+    }
+
+    /// Replaces the secret by its hash marker and masks it in the snippet.
+    pub fn redact(&mut self) {
+        if !self.secret.is_empty() {
+            self.snippet = self.snippet.replace(&self.secret, "[REDACTED]");
+        }
+        self.secret = format!("sha256:{}", &self.secret_sha256[..16.min(self.secret_sha256.len())]);
+    }
+}
+
+/// SHA-256 of bytes as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Shannon entropy in bits per byte.
+pub fn shannon_entropy(bytes: &[u8]) -> f64 {
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in bytes {
+        counts[b as usize] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_of_uniform_and_constant() {
+        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
+        assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
+    }
+}

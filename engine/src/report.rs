@@ -1,0 +1,142 @@
+//! What a scan tells its caller besides findings: warnings, the summary, and the sink trait.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::finding::Finding;
+
+/// Why an input was skipped or only partly scanned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WarningKind {
+    /// Permission denied.
+    PermissionDenied,
+    /// Could not be read for another reason.
+    Unreadable,
+    /// A symbolic link to nothing.
+    BrokenSymlink,
+    /// A FIFO, socket or device: never opened, so the scan cannot hang on it.
+    SpecialFile,
+    /// Gone between listing and opening.
+    Vanished,
+    /// Larger than `--max-file-size`.
+    TooLarge,
+    /// Changed size while being scanned: what was read was scanned.
+    Changed,
+    /// A directory could not be listed.
+    Walk,
+}
+
+impl WarningKind {
+    /// Short name, as counted in the summary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::PermissionDenied => "permission_denied",
+            WarningKind::Unreadable => "unreadable",
+            WarningKind::BrokenSymlink => "broken_symlink",
+            WarningKind::SpecialFile => "special_file",
+            WarningKind::Vanished => "vanished",
+            WarningKind::TooLarge => "too_large",
+            WarningKind::Changed => "changed",
+            WarningKind::Walk => "walk",
+        }
+    }
+}
+
+/// One warning about one input.
+#[derive(Clone, Debug, Serialize)]
+pub struct Warning {
+    /// What happened.
+    pub kind: WarningKind,
+    /// The input (lossy UTF-8).
+    pub path: String,
+    /// Details.
+    pub message: String,
+}
+
+/// Counters of a finished scan.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    /// Files whose bytes were scanned (wholly or partly).
+    pub files_scanned: u64,
+    /// Bytes scanned.
+    pub bytes_scanned: u64,
+    /// Inputs skipped by include/exclude filters.
+    pub files_filtered: u64,
+    /// Symbolic links found while walking and not followed.
+    pub symlinks_skipped: u64,
+    /// Wall time.
+    #[serde(serialize_with = "serialize_secs")]
+    pub elapsed: Duration,
+    /// Findings reported (at or above the confidence threshold).
+    pub findings: u64,
+    /// Confirmed findings below the confidence threshold (not reported).
+    pub findings_below_threshold: u64,
+    /// Findings reported, per rule id.
+    pub findings_per_rule: BTreeMap<String, u64>,
+    /// Warnings, per kind.
+    pub warnings: BTreeMap<&'static str, u64>,
+}
+
+fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Summary {
+    /// Total warnings.
+    pub fn warning_count(&self) -> u64 {
+        self.warnings.values().sum()
+    }
+
+    /// Throughput in MB/s (10^6 bytes).
+    pub fn megabytes_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.bytes_scanned as f64 / 1e6 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Receives the results of a scan, on one thread, in order of arrival.
+pub trait Sink {
+    /// Before the first finding.
+    fn begin(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// One finding; return `false` to stop the scan.
+    fn finding(&mut self, finding: &Finding) -> io::Result<bool>;
+    /// One warning.
+    fn warning(&mut self, _warning: &Warning) -> io::Result<()> {
+        Ok(())
+    }
+    /// After the last finding.
+    fn finish(&mut self, _summary: &Summary) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sink that keeps everything in memory: handy for library users and tests.
+#[derive(Debug, Default)]
+pub struct CollectSink {
+    /// Findings in arrival order.
+    pub findings: Vec<Finding>,
+    /// Warnings in arrival order.
+    pub warnings: Vec<Warning>,
+}
+
+impl Sink for CollectSink {
+    fn finding(&mut self, finding: &Finding) -> io::Result<bool> {
+        self.findings.push(finding.clone());
+        Ok(true)
+    }
+    fn warning(&mut self, warning: &Warning) -> io::Result<()> {
+        self.warnings.push(warning.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! The validator stage: confirms candidate windows with each rule's full regex, extracts the
+//! secret, and applies entropy floors, structural checks, placeholder allowlists and exact
+//! dedup. Candidates may be false positives; confirmed findings are never dropped silently.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::checks::{check, CheckOutcome};
+use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
+use crate::rules::RuleSet;
+
+/// A candidate window shipped from a scan worker: a copy of the bytes, so the worker can
+/// release the file at once, and what is needed to place a match in lines and columns.
+#[derive(Clone, Debug)]
+pub struct ShippedWindow {
+    /// Index of the rule.
+    pub rule: u32,
+    /// Offset in the blob of `bytes[lead]`.
+    pub start: u64,
+    /// Number of context bytes before the window proper (0 or 1): lets `\b` and `^` see
+    /// the byte before the window.
+    pub lead: usize,
+    /// The window's bytes (with the lead byte).
+    pub bytes: Vec<u8>,
+    /// 1-based line number at `start`.
+    pub line_at_start: u64,
+    /// Offset in the blob where that line begins.
+    pub line_start_offset: u64,
+}
+
+/// Where a blob comes from, as reported in findings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// The file on disk.
+    pub path: String,
+    /// Archive members, outermost first.
+    pub members: Vec<String>,
+    /// Decoders applied.
+    pub decoders: Vec<String>,
+}
+
+impl Provenance {
+    /// A plain file.
+    pub fn file(path: impl Into<String>) -> Self {
+        Provenance {
+            path: path.into(),
+            ..Provenance::default()
+        }
+    }
+}
+
+/// All candidate windows of one blob.
+#[derive(Debug)]
+pub struct CandidateBatch {
+    /// The blob's provenance.
+    pub provenance: Arc<Provenance>,
+    /// Its windows.
+    pub windows: Vec<ShippedWindow>,
+}
+
+/// Confirms candidates against rules.
+pub struct Validator {
+    rules: Arc<RuleSet>,
+}
+
+/// Longest snippet kept, in bytes on each side of the secret.
+const SNIPPET_CONTEXT: usize = 60;
+
+impl Validator {
+    /// A validator over a rule set.
+    pub fn new(rules: Arc<RuleSet>) -> Self {
+        Validator { rules }
+    }
+
+    /// Confirms every window of a batch; findings in blob order, each place once.
+    pub fn confirm(&self, batch: &CandidateBatch) -> Vec<Finding> {
+        let mut seen = HashSet::new();
+        let mut findings = Vec::new();
+        for window in &batch.windows {
+            self.confirm_window(window, &batch.provenance, &mut seen, &mut findings);
+        }
+        findings.sort_by(|a, b| {
+            (a.location.offset, &a.rule.id).cmp(&(b.location.offset, &b.rule.id))
+        });
+        findings
+    }
+
+    fn confirm_window(
+        &self,
+        window: &ShippedWindow,
+        provenance: &Provenance,
+        seen: &mut HashSet<(u32, u64, u64)>,
+        out: &mut Vec<Finding>,
+    ) {
+        let Some(rule) = self.rules.rules().get(window.rule as usize) else { return };
+        let hay = &window.bytes;
+        let mut at = window.lead;
+        while at <= hay.len() {
+            let Some(caps) = rule.regex.captures_at(hay, at) else { break };
+            let Some(whole) = caps.get(0) else { break };
+            at = if whole.end() > whole.start() { whole.end() } else { whole.end() + 1 };
+            let Some(secret) = caps.get(rule.secret_group).filter(|m| !m.is_empty()) else {
+                continue;
+            };
+            let abs_start = window.start + (secret.start() - window.lead) as u64;
+            let abs_end = window.start + (secret.end() - window.lead) as u64;
+            if !seen.insert((window.rule, abs_start, abs_end)) {
+                continue;
+            }
+            let bytes = secret.as_bytes();
+            let entropy = shannon_entropy(bytes);
+            if rule.syntax.min_entropy.is_some_and(|floor| entropy < floor) {
+                continue;
+            }
+            if is_placeholder(bytes) {
+                continue;
+            }
+            let validation = match rule.syntax.validator {
+                None => Validation {
+                    status: "unchecked",
+                    details: serde_json::Map::new(),
+                },
+                Some(kind) => match check(kind, bytes) {
+                    CheckOutcome::Invalid(_) => continue,
+                    CheckOutcome::Valid(details) => Validation {
+                        status: if details.iter().any(|(k, _)| *k == "checksum") {
+                            "checksum_valid"
+                        } else {
+                            "structure_valid"
+                        },
+                        details: details
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                            .collect(),
+                    },
+                },
+            };
+            let (line, column) = line_and_column(window, secret.start());
+            let location = Location {
+                path: provenance.path.clone(),
+                members: provenance.members.clone(),
+                decoders: provenance.decoders.clone(),
+                offset: abs_start,
+                end: abs_end,
+                line,
+                column,
+            };
+            let secret_sha256 = sha256_hex(bytes);
+            let fingerprint = Finding::compute_fingerprint(rule.id(), &secret_sha256, &location);
+            out.push(Finding {
+                rule: RuleRef {
+                    id: rule.id().to_owned(),
+                    name: rule.syntax.name.clone(),
+                },
+                secret: String::from_utf8_lossy(bytes).into_owned(),
+                secret_sha256,
+                confidence: rule.syntax.confidence,
+                validation,
+                location,
+                snippet: snippet(hay, window.lead, secret.start(), secret.end()),
+                entropy: (entropy * 1000.0).round() / 1000.0,
+                fingerprint,
+            });
+        }
+    }
+}
+
+fn line_and_column(window: &ShippedWindow, pos: usize) -> (u64, u64) {
+    let before = &window.bytes[window.lead..pos];
+    let newlines = memchr::memchr_iter(b'\n', before).count() as u64;
+    let column = match memchr::memrchr(b'\n', before) {
+        Some(nl) => (pos - window.lead - nl - 1) as u64,
+        None => window.start + (pos - window.lead) as u64 - window.line_start_offset,
+    };
+    (window.line_at_start + newlines, column + 1)
+}
+
+fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> String {
+    let line_start = memchr::memrchr(b'\n', &hay[lead..start]).map_or(lead, |p| lead + p + 1);
+    let line_end = memchr::memchr(b'\n', &hay[end..]).map_or(hay.len(), |p| end + p);
+    let from = line_start.max(start.saturating_sub(SNIPPET_CONTEXT));
+    let to = line_end.min(end + SNIPPET_CONTEXT).max(end);
+    let text = String::from_utf8_lossy(&hay[from..to]);
+    text.chars()
+        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// Documented example keys and obvious placeholders, never reported.
+pub fn is_placeholder(secret: &[u8]) -> bool {
+    const MARKERS: &[&str] = &[
+        "example", "xxxx", "changeme", "change_me", "change-me", "your_", "your-", "yourtoken", "yourkey",
+        "placeholder", "redacted", "dummy", "<", ">", "${", "{{", "$(", "%(", "insert", "replace", "123456789",
+        "abcdefghij", "qwertyuiop", "*****", "....", "os.environ", "getenv",
+    ];
+    const WHOLE: &[&str] = &[
+        "password", "passw0rd", "secret", "token", "admin", "root", "none", "null", "true", "false", "undefined",
+        "string", "default", "pass", "test", "testing",
+    ];
+    let lower = secret.to_ascii_lowercase();
+    let Ok(lower) = std::str::from_utf8(&lower) else { return false };
+    if MARKERS.iter().any(|m| lower.contains(m)) || WHOLE.contains(&lower) {
+        return true;
+    }
+    // Runs of one character dominate placeholder values (`0000…`, `aaaa…`).
+    let distinct = {
+        let mut seen = [false; 256];
+        secret.iter().filter(|&&b| !std::mem::replace(&mut seen[b as usize], true)).count()
+    };
+    secret.len() >= 8 && distinct <= 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_recognised() {
+        for p in ["AKIAIOSFODNN7EXAMPLE", "xxxxxxxxxxxxxxxx", "<your-token>", "${GITHUB_TOKEN}", "changeme", "00000000000"] {
+            assert!(is_placeholder(p.as_bytes()), "{p}");
+        }
+        assert!(!is_placeholder(b"ghp_Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa1b2c3d"));
+    }
+
+    #[test]
+    fn line_and_column_count_from_window_and_line_start() {
+        let w = ShippedWindow {
+            rule: 0,
+            start: 100,
+            lead: 1,
+            bytes: b"xab\ncd secret".to_vec(),
+            line_at_start: 7,
+            line_start_offset: 95,
+        };
+        // "ab" starts at offset 100, on line 7 which began at 95: column 6.
+        assert_eq!(line_and_column(&w, 1), (7, 6));
+        // "secret" is on the next line, after "cd ".
+        assert_eq!(line_and_column(&w, 7), (8, 4));
+    }
+}
