@@ -14,7 +14,10 @@ fn main() {
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let name = file.file_name().expect("a file name").to_string_lossy();
-        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", file.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     out.push(']');
     let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");

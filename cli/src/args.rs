@@ -134,7 +134,13 @@ pub struct ScanArgs {
     pub exit_zero: bool,
 
     /// Scan threads (default: one per core).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 0, help_heading = "Performance")]
+    #[arg(
+        long,
+        short = 'j',
+        value_name = "N",
+        default_value_t = 0,
+        help_heading = "Performance"
+    )]
     pub threads: usize,
     /// Do not read or write the compiled-database cache.
     #[arg(long, help_heading = "Performance")]

@@ -27,10 +27,24 @@ fn main() {
     };
     let code = match result {
         Ok(code) => code,
+        // A closed pipe (`keysweep scan | head`) is how readers say they have enough.
+        Err(e) if is_broken_pipe(&e) => 0,
         Err(e) => {
             eprintln!("keysweep: error: {e:#}");
             2
         }
     };
     std::process::exit(code);
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        let io = cause
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| match cause.downcast_ref::<keysweep::Error>() {
+                Some(keysweep::Error::Sink(io)) => Some(io),
+                _ => None,
+            });
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -8,7 +8,10 @@ use crate::args::RulesArgs;
 /// The rule set the options ask for.
 pub fn rule_set(args: &RulesArgs) -> Result<RuleSet> {
     if args.no_builtin_rules {
-        anyhow::ensure!(!args.rules.is_empty(), "--no-builtin-rules needs at least one --rules DIR");
+        anyhow::ensure!(
+            !args.rules.is_empty(),
+            "--no-builtin-rules needs at least one --rules DIR"
+        );
         let mut rules = Vec::new();
         for path in &args.rules {
             rules.extend(RuleSet::from_path(path)?.rules().iter().cloned());

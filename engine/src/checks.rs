@@ -57,7 +57,10 @@ fn check_crc32_base62(token: &[u8]) -> CheckOutcome {
 }
 
 fn decode_base64url(part: &[u8]) -> Option<Vec<u8>> {
-    let trimmed: &[u8] = part.strip_suffix(b"==").or_else(|| part.strip_suffix(b"=")).unwrap_or(part);
+    let trimmed: &[u8] = part
+        .strip_suffix(b"==")
+        .or_else(|| part.strip_suffix(b"="))
+        .unwrap_or(part);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed).ok()
 }
 
@@ -73,8 +76,7 @@ fn check_jwt(token: &[u8]) -> CheckOutcome {
     let Some(alg) = header.get("alg").and_then(|a| a.as_str()) else {
         return CheckOutcome::Invalid("header has no alg");
     };
-    let Some(payload) =
-        decode_base64url(parts[1]).and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+    let Some(payload) = decode_base64url(parts[1]).and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
     else {
         return CheckOutcome::Invalid("payload is not base64url JSON");
     };
@@ -138,18 +140,27 @@ mod tests {
     use super::*;
 
     fn github_token(random: &str) -> String {
-        format!("ghp_{random}{}", base62(u64::from(crc32fast::hash(random.as_bytes())), 6))
+        format!(
+            "ghp_{random}{}",
+            base62(u64::from(crc32fast::hash(random.as_bytes())), 6)
+        )
     }
 
     #[test]
     fn crc32_checksum_accepts_right_and_rejects_wrong() {
         let token = github_token("Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa");
         assert_eq!(token.len(), 40);
-        assert!(matches!(check(ValidatorKind::GithubCrc32, token.as_bytes()), CheckOutcome::Valid(_)));
+        assert!(matches!(
+            check(ValidatorKind::GithubCrc32, token.as_bytes()),
+            CheckOutcome::Valid(_)
+        ));
         let mut wrong = token.into_bytes();
         let last = wrong.len() - 1;
         wrong[last] = if wrong[last] == b'A' { b'B' } else { b'A' };
-        assert_eq!(check(ValidatorKind::GithubCrc32, &wrong), CheckOutcome::Invalid("checksum mismatch"));
+        assert_eq!(
+            check(ValidatorKind::GithubCrc32, &wrong),
+            CheckOutcome::Invalid("checksum mismatch")
+        );
     }
 
     #[test]
@@ -173,6 +184,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let bad = format!("{}.{}.sig", enc("not json"), enc("{}"));
-        assert!(matches!(check(ValidatorKind::Jwt, bad.as_bytes()), CheckOutcome::Invalid(_)));
+        assert!(matches!(
+            check(ValidatorKind::Jwt, bad.as_bytes()),
+            CheckOutcome::Invalid(_)
+        ));
     }
 }

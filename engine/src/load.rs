@@ -53,7 +53,10 @@ pub fn open(path: &Path, policy: &LoadPolicy, buf: &mut Vec<u8>) -> std::io::Res
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
     let len = meta.len();
     if len <= policy.read_max || !policy.mmap && len <= policy.map_max {

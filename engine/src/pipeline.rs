@@ -161,7 +161,10 @@ impl Worker {
                         format!("size changed from {listed_len} to {len} bytes while opening; scanned {len}"),
                     ));
                 }
-                self.scanner.scan(&self.buf).map(|w| (ship(&self.buf, w), len)).map_err(Error::from)
+                self.scanner
+                    .scan(&self.buf)
+                    .map(|w| (ship(&self.buf, w), len))
+                    .map_err(Error::from)
             }
             Loaded::Mapped(map) => self
                 .scanner

@@ -304,7 +304,10 @@ impl RuleSet {
 }
 
 fn load_rules_from_path(path: &Path) -> Result<Vec<Rule>, RuleError> {
-    let read_err = |source| RuleError::Read { path: path.to_owned(), source };
+    let read_err = |source| RuleError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut files = Vec::new();
     if path.is_dir() {
         for entry in std::fs::read_dir(path).map_err(read_err)? {
@@ -320,7 +323,10 @@ fn load_rules_from_path(path: &Path) -> Result<Vec<Rule>, RuleError> {
     }
     let mut rules = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| RuleError::Read { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| RuleError::Read {
+            path: file.clone(),
+            source,
+        })?;
         rules.extend(parse_rule_file(&file, &text)?);
     }
     Ok(rules)
@@ -347,9 +353,14 @@ fn compile_rule(path: &Path, syntax: RuleSyntax) -> Result<Rule, RuleError> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if !id_ok {
-        return Err(invalid("id must be non-empty lowercase ascii, digits, '.', '_' or '-'".into()));
+        return Err(invalid(
+            "id must be non-empty lowercase ascii, digits, '.', '_' or '-'".into(),
+        ));
     }
-    for (side, value) in [("window_before", syntax.window_before), ("window_after", syntax.window_after)] {
+    for (side, value) in [
+        ("window_before", syntax.window_before),
+        ("window_after", syntax.window_after),
+    ] {
         if value.is_some_and(|v| v > MAX_WINDOW) {
             return Err(invalid(format!("{side} is larger than {MAX_WINDOW}")));
         }
@@ -406,7 +417,9 @@ name = "bad"
 pattern = "(unclosed"
 confidence = "high"
 "#;
-        let err = parse_rule_file(Path::new("rules/demo.toml"), text).unwrap_err().to_string();
+        let err = parse_rule_file(Path::new("rules/demo.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rules/demo.toml"), "{err}");
         assert!(err.contains("demo.bad"), "{err}");
         assert!(err.contains("does not compile"), "{err}");

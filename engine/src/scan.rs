@@ -246,7 +246,10 @@ impl Scanner {
         if self.stream_scratch.is_none() {
             self.stream_scratch = Some(db.alloc_scratch().map_err(hs_err)?);
         }
-        let scratch = self.stream_scratch.as_ref().ok_or_else(|| hs_err("no stream scratch"))?;
+        let scratch = self
+            .stream_scratch
+            .as_ref()
+            .ok_or_else(|| hs_err("no stream scratch"))?;
         self.collector.reset();
         let stream = db.open_stream().map_err(hs_err)?;
         let mut buf = Vec::new();
@@ -311,7 +314,9 @@ impl WindowCollector {
     }
 
     fn push(&mut self, rule: u32, end: u64) {
-        let Some(size) = self.sizes.get(rule as usize).copied() else { return };
+        let Some(size) = self.sizes.get(rule as usize).copied() else {
+            return;
+        };
         let start = end.saturating_sub(size.before);
         let stop = end.saturating_add(size.after);
         let slot = &mut self.open[rule as usize];
@@ -321,7 +326,11 @@ impl WindowCollector {
                 *e = (*e).max(stop);
             }
             Some((s, e)) => {
-                self.done.push(Window { rule, start: *s, end: *e });
+                self.done.push(Window {
+                    rule,
+                    start: *s,
+                    end: *e,
+                });
                 *slot = Some((start, stop));
             }
             None => {
@@ -334,7 +343,11 @@ impl WindowCollector {
     fn finish(&mut self, len: u64) -> Vec<Window> {
         for &r in &self.touched {
             if let Some((s, e)) = self.open[r as usize].take() {
-                self.done.push(Window { rule: r, start: s, end: e });
+                self.done.push(Window {
+                    rule: r,
+                    start: s,
+                    end: e,
+                });
             }
         }
         self.touched.clear();
@@ -362,8 +375,16 @@ mod tests {
         assert_eq!(
             w,
             vec![
-                Window { rule: 0, start: 90, end: 109 },
-                Window { rule: 0, start: 490, end: 505 }
+                Window {
+                    rule: 0,
+                    start: 90,
+                    end: 109
+                },
+                Window {
+                    rule: 0,
+                    start: 490,
+                    end: 505
+                }
             ]
         );
     }
@@ -372,6 +393,13 @@ mod tests {
     fn windows_are_clamped_to_the_buffer() {
         let mut c = WindowCollector::new(&[RuleWindow { before: 10, after: 50 }]);
         c.push(0, 5);
-        assert_eq!(c.finish(20), vec![Window { rule: 0, start: 0, end: 20 }]);
+        assert_eq!(
+            c.finish(20),
+            vec![Window {
+                rule: 0,
+                start: 0,
+                end: 20
+            }]
+        );
     }
 }

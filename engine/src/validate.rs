@@ -79,9 +79,7 @@ impl Validator {
         for window in &batch.windows {
             self.confirm_window(window, &batch.provenance, &mut seen, &mut findings);
         }
-        findings.sort_by(|a, b| {
-            (a.location.offset, &a.rule.id).cmp(&(b.location.offset, &b.rule.id))
-        });
+        findings.sort_by(|a, b| (a.location.offset, &a.rule.id).cmp(&(b.location.offset, &b.rule.id)));
         findings
     }
 
@@ -92,13 +90,21 @@ impl Validator {
         seen: &mut HashSet<(u32, u64, u64)>,
         out: &mut Vec<Finding>,
     ) {
-        let Some(rule) = self.rules.rules().get(window.rule as usize) else { return };
+        let Some(rule) = self.rules.rules().get(window.rule as usize) else {
+            return;
+        };
         let hay = &window.bytes;
         let mut at = window.lead;
         while at <= hay.len() {
-            let Some(caps) = rule.regex.captures_at(hay, at) else { break };
+            let Some(caps) = rule.regex.captures_at(hay, at) else {
+                break;
+            };
             let Some(whole) = caps.get(0) else { break };
-            at = if whole.end() > whole.start() { whole.end() } else { whole.end() + 1 };
+            at = if whole.end() > whole.start() {
+                whole.end()
+            } else {
+                whole.end() + 1
+            };
             let Some(secret) = caps.get(rule.secret_group).filter(|m| !m.is_empty()) else {
                 continue;
             };
@@ -191,23 +197,66 @@ fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> String {
 /// Documented example keys and obvious placeholders, never reported.
 pub fn is_placeholder(secret: &[u8]) -> bool {
     const MARKERS: &[&str] = &[
-        "example", "xxxx", "changeme", "change_me", "change-me", "your_", "your-", "yourtoken", "yourkey",
-        "placeholder", "redacted", "dummy", "<", ">", "${", "{{", "$(", "%(", "insert", "replace", "123456789",
-        "abcdefghij", "qwertyuiop", "*****", "....", "os.environ", "getenv",
+        "example",
+        "xxxx",
+        "changeme",
+        "change_me",
+        "change-me",
+        "your_",
+        "your-",
+        "yourtoken",
+        "yourkey",
+        "placeholder",
+        "redacted",
+        "dummy",
+        "<",
+        ">",
+        "${",
+        "{{",
+        "$(",
+        "%(",
+        "insert",
+        "replace",
+        "123456789",
+        "abcdefghij",
+        "qwertyuiop",
+        "*****",
+        "....",
+        "os.environ",
+        "getenv",
     ];
     const WHOLE: &[&str] = &[
-        "password", "passw0rd", "secret", "token", "admin", "root", "none", "null", "true", "false", "undefined",
-        "string", "default", "pass", "test", "testing",
+        "password",
+        "passw0rd",
+        "secret",
+        "token",
+        "admin",
+        "root",
+        "none",
+        "null",
+        "true",
+        "false",
+        "undefined",
+        "string",
+        "default",
+        "pass",
+        "test",
+        "testing",
     ];
     let lower = secret.to_ascii_lowercase();
-    let Ok(lower) = std::str::from_utf8(&lower) else { return false };
+    let Ok(lower) = std::str::from_utf8(&lower) else {
+        return false;
+    };
     if MARKERS.iter().any(|m| lower.contains(m)) || WHOLE.contains(&lower) {
         return true;
     }
     // Runs of one character dominate placeholder values (`0000…`, `aaaa…`).
     let distinct = {
         let mut seen = [false; 256];
-        secret.iter().filter(|&&b| !std::mem::replace(&mut seen[b as usize], true)).count()
+        secret
+            .iter()
+            .filter(|&&b| !std::mem::replace(&mut seen[b as usize], true))
+            .count()
     };
     secret.len() >= 8 && distinct <= 3
 }
@@ -218,7 +267,14 @@ mod tests {
 
     #[test]
     fn placeholders_are_recognised() {
-        for p in ["AKIAIOSFODNN7EXAMPLE", "xxxxxxxxxxxxxxxx", "<your-token>", "${GITHUB_TOKEN}", "changeme", "00000000000"] {
+        for p in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "xxxxxxxxxxxxxxxx",
+            "<your-token>",
+            "${GITHUB_TOKEN}",
+            "changeme",
+            "00000000000",
+        ] {
             assert!(is_placeholder(p.as_bytes()), "{p}");
         }
         assert!(!is_placeholder(b"ghp_Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa1b2c3d"));

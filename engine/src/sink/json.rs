@@ -39,7 +39,11 @@ pub struct JsonSink<W: Write> {
 impl<W: Write> JsonSink<W> {
     /// A sink over `out`.
     pub fn new(out: W, redact: bool) -> Self {
-        JsonSink { out, redact, first: true }
+        JsonSink {
+            out,
+            redact,
+            first: true,
+        }
     }
 }
 

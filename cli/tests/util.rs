@@ -1,0 +1,113 @@
+//! Helpers for the integration tests: running the binary, generating format-valid secrets.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `keysweep` command sharing one database cache across tests.
+pub fn keysweep() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keysweep"));
+    cmd.env(
+        "KEYSWEEP_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("keysweep-cache"),
+    );
+    cmd.env_remove("NO_COLOR");
+    cmd
+}
+
+/// Runs a command with a deadline: a hang (say, on a FIFO) fails the test instead of the suite.
+pub fn run_with_deadline(mut cmd: Command, stdin: Option<&[u8]>, deadline: Duration) -> Output {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn keysweep");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+    }
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            panic!("keysweep did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a command to completion (60 s deadline).
+pub fn run(cmd: Command) -> Output {
+    run_with_deadline(cmd, None, Duration::from_secs(60))
+}
+
+/// Parses JSON Lines output.
+pub fn jsonl(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// Rule ids of JSON findings.
+pub fn rule_ids(findings: &[serde_json::Value]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| f["rule"]["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Random format-valid secrets (fresh every run: the rules see new values each time).
+pub struct Secrets {
+    rng: fastrand::Rng,
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+impl Secrets {
+    pub fn new() -> Self {
+        Secrets {
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    pub fn from_alphabet(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n)
+            .map(|_| alphabet[self.rng.usize(..alphabet.len())] as char)
+            .collect()
+    }
+
+    /// GitHub classic token: prefix, 30 base62, CRC32 of those in 6 base62 digits.
+    pub fn github_classic(&mut self, prefix: &str) -> String {
+        let random = self.from_alphabet(BASE62, 30);
+        let sum = keysweep::checks::base62(u64::from(crc32fast::hash(random.as_bytes())), 6);
+        format!("{prefix}{random}{sum}")
+    }
+
+    /// The same token with its checksum broken.
+    pub fn github_wrong_checksum(&mut self) -> String {
+        let mut token = self.github_classic("ghp_").into_bytes();
+        let last = token.len() - 1;
+        token[last] = if token[last] == b'Q' { b'R' } else { b'Q' };
+        String::from_utf8(token).expect("ascii")
+    }
+
+    pub fn aws_key_id(&mut self) -> String {
+        format!("AKIA{}", self.from_alphabet(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16))
+    }
+
+    pub fn aws_secret(&mut self) -> String {
+        self.from_alphabet(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40)
+    }
+
+    pub fn hex(&mut self, n: usize) -> String {
+        self.from_alphabet(b"0123456789abcdef", n)
+    }
+}
