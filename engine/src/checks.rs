@@ -19,6 +19,7 @@ pub fn check(kind: ValidatorKind, secret: &[u8]) -> CheckOutcome {
         ValidatorKind::GithubCrc32 | ValidatorKind::NpmCrc32 => check_crc32_base62(secret),
         ValidatorKind::Jwt => check_jwt(secret),
         ValidatorKind::Pem => check_pem(secret),
+        ValidatorKind::DiscordBotToken => check_discord_bot_token(secret),
     }
 }
 
@@ -93,6 +94,16 @@ fn check_jwt(token: &[u8]) -> CheckOutcome {
         }
     }
     CheckOutcome::Valid(details)
+}
+
+fn check_discord_bot_token(token: &[u8]) -> CheckOutcome {
+    let id_part = token.split(|&b| b == b'.').next().unwrap_or_default();
+    match decode_base64url(id_part) {
+        Some(id) if (17..=20).contains(&id.len()) && id.iter().all(u8::is_ascii_digit) => {
+            CheckOutcome::Valid(vec![("user_id", String::from_utf8_lossy(&id).into_owned())])
+        }
+        _ => CheckOutcome::Invalid("first part is not a base64url user id"),
+    }
 }
 
 /// A PEM (or PGP armor) block whose body decodes as base64 to something key-sized.

@@ -74,6 +74,8 @@ pub enum ValidatorKind {
     Jwt,
     /// A PEM block whose body is valid base64.
     Pem,
+    /// A Discord bot token: its first part is the base64url of a 17-20 digit user id.
+    DiscordBotToken,
 }
 
 /// One rule as written in a rule file.

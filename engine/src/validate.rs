@@ -194,6 +194,12 @@ fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> String {
         .to_owned()
 }
 
+/// Keys that providers publish in their documentation for everyone to use.
+const DOCUMENTED_KEYS: &[&str] = &[
+    // The storage emulator's fixed development account key (Azurite, Azure Storage Emulator).
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+];
+
 /// Documented example keys and obvious placeholders, never reported.
 pub fn is_placeholder(secret: &[u8]) -> bool {
     const MARKERS: &[&str] = &[
@@ -215,6 +221,8 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         "{{",
         "$(",
         "%(",
+        "[password",
+        "password]",
         "insert",
         "replace",
         "123456789",
@@ -243,11 +251,20 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         "test",
         "testing",
     ];
+    // Words that name the value instead of being it: `pypi-token`, `my_secret_key`.
+    const NAMING_WORDS: &[&str] = &["token", "password", "passwd", "secret", "key", "pass", "api"];
+    if DOCUMENTED_KEYS.iter().any(|k| k.as_bytes() == secret) {
+        return true;
+    }
     let lower = secret.to_ascii_lowercase();
     let Ok(lower) = std::str::from_utf8(&lower) else {
         return false;
     };
     if MARKERS.iter().any(|m| lower.contains(m)) || WHOLE.contains(&lower) {
+        return true;
+    }
+    let only_words = secret.iter().all(|&b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
+    if only_words && NAMING_WORDS.iter().any(|w| lower.contains(w)) {
         return true;
     }
     // Runs of one character dominate placeholder values (`0000…`, `aaaa…`).

@@ -30,16 +30,43 @@ pub fn run_with_deadline(mut cmd: Command, stdin: Option<&[u8]>, deadline: Durat
             .write_all(input)
             .expect("write stdin");
     }
+    // Drain both pipes while waiting, or a child with a lot to say blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
         if started.elapsed() > deadline {
             let _ = child.kill();
             panic!("keysweep did not finish within {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
     }
 }
 
@@ -65,6 +92,7 @@ pub fn rule_ids(findings: &[serde_json::Value]) -> Vec<String> {
 }
 
 /// Random format-valid secrets (fresh every run: the rules see new values each time).
+#[derive(Default)]
 pub struct Secrets {
     rng: fastrand::Rng,
 }
@@ -73,12 +101,10 @@ const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 
 impl Secrets {
     pub fn new() -> Self {
-        Secrets {
-            rng: fastrand::Rng::new(),
-        }
+        Secrets::default()
     }
 
-    pub fn from_alphabet(&mut self, alphabet: &[u8], n: usize) -> String {
+    pub fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
         (0..n)
             .map(|_| alphabet[self.rng.usize(..alphabet.len())] as char)
             .collect()
@@ -86,7 +112,7 @@ impl Secrets {
 
     /// GitHub classic token: prefix, 30 base62, CRC32 of those in 6 base62 digits.
     pub fn github_classic(&mut self, prefix: &str) -> String {
-        let random = self.from_alphabet(BASE62, 30);
+        let random = self.pick(BASE62, 30);
         let sum = keysweep::checks::base62(u64::from(crc32fast::hash(random.as_bytes())), 6);
         format!("{prefix}{random}{sum}")
     }
@@ -100,14 +126,14 @@ impl Secrets {
     }
 
     pub fn aws_key_id(&mut self) -> String {
-        format!("AKIA{}", self.from_alphabet(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16))
+        format!("AKIA{}", self.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16))
     }
 
     pub fn aws_secret(&mut self) -> String {
-        self.from_alphabet(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40)
+        self.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40)
     }
 
     pub fn hex(&mut self, n: usize) -> String {
-        self.from_alphabet(b"0123456789abcdef", n)
+        self.pick(b"0123456789abcdef", n)
     }
 }
