@@ -9,11 +9,25 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// It compiles every rule into one Hyperscan database, scans files with one thread per core,
 /// and confirms each candidate with the rule's full pattern, entropy floor and checksums.
 #[derive(Parser, Debug)]
-#[command(name = "keysweep", version, about, long_about, max_term_width = 100)]
+#[command(name = "keysweep", version, about, long_about, max_term_width = 100, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  keysweep scan .                              scan the current directory
+  keysweep scan -f jsonl -o out.jsonl src/     machine-readable findings
+  keysweep scan -f sarif --redact . > k.sarif  for code scanning, secrets hashed
+  find /srv -name '*.cfg' | keysweep scan -    scan a list of paths
+  keysweep rules list                          the rules, their ids and confidence
+  keysweep rules check --rules my-rules/       verify your own rules
+
+Environment:
+  KEYSWEEP_CACHE_DIR   where compiled rule databases are cached (default ~/.cache/keysweep)
+  KEYSWEEP_LOG         log filter (e.g. debug)
+  NO_COLOR             disables colour";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -50,10 +64,10 @@ pub enum RulesCommand {
 #[derive(Args, Debug, Clone)]
 pub struct RulesArgs {
     /// Load rules from DIR (or a .toml file) too; a rule whose id exists replaces it.
-    #[arg(long = "rules", value_name = "DIR")]
+    #[arg(long = "rules", value_name = "DIR", help_heading = "Rules")]
     pub rules: Vec<PathBuf>,
     /// Use only the rules given with --rules.
-    #[arg(long)]
+    #[arg(long, help_heading = "Rules")]
     pub no_builtin_rules: bool,
 }
 

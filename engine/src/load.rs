@@ -26,7 +26,7 @@ impl Default for LoadPolicy {
     fn default() -> Self {
         LoadPolicy {
             read_max: 256 * 1024,
-            map_max: 512 << 20,
+            map_max: 64 << 20,
             mmap: true,
             chunk: 8 << 20,
         }
