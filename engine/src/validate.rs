@@ -198,6 +198,8 @@ fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> String {
 const DOCUMENTED_KEYS: &[&str] = &[
     // The storage emulator's fixed development account key (Azurite, Azure Storage Emulator).
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+    // The JWT introduction's example token (HS256, "John Doe").
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
 ];
 
 /// Documented example keys and obvious placeholders, never reported.
