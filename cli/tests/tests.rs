@@ -176,12 +176,17 @@ fn redact_hides_secrets_everywhere() {
     let dir = tempfile::tempdir().expect("tempdir");
     let token = Secrets::new().github_classic("gho_");
     write(dir.path(), "a.cfg", &format!("oauth = {token}\n"));
+    let report = tempfile::tempdir().expect("tempdir");
     for format in ["pretty", "json", "jsonl", "sarif"] {
+        let output = report.path().join(format!("report.{format}"));
         let mut cmd = keysweep();
-        cmd.args(["scan", "--redact", "--format", format]).arg(dir.path());
+        cmd.args(["scan", "--redact", "--format", format, "--output"])
+            .arg(&output)
+            .arg(dir.path());
         let out = run(cmd);
         assert_eq!(out.status.code(), Some(1), "{format}");
-        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.stdout.is_empty(), "--output leaves standard output empty");
+        let text = fs::read_to_string(&output).expect("report file");
         assert!(!text.contains(&token), "{format} leaks the secret: {text}");
         assert!(
             text.contains("sha256:") || text.contains("secretSha256"),

@@ -135,3 +135,32 @@ fn the_same_secret_at_one_place_is_reported_once() {
     offsets.dedup();
     assert_eq!(offsets.len(), 300);
 }
+
+#[test]
+fn database_cache_is_written_reused_and_survives_corruption() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let rules = || RuleSet::from_rules(parse_rule_file(Path::new("acme.toml"), RULES).expect("rules")).expect("set");
+    let options = EngineOptions {
+        cache_dir: Some(cache.path().to_owned()),
+    };
+    let probe = |engine: &Engine| {
+        let mut scanner = engine.blob_scanner().expect("scanner");
+        let found = scanner
+            .scan(b"k = acme_k3j5h7g9f1d3s5a7q9w1\n", keysweep::Provenance::file("x"))
+            .expect("scan");
+        assert_eq!(found.len(), 1);
+    };
+    probe(&Engine::new(rules(), &options).expect("first build"));
+    let files: Vec<_> = std::fs::read_dir(cache.path())
+        .expect("cache dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].extension().is_some_and(|e| e == "hsdb"));
+    probe(&Engine::new(rules(), &options).expect("cached build"));
+    // A truncated or foreign cache file is ignored and replaced, never trusted.
+    std::fs::write(&files[0], b"not a database").expect("corrupt");
+    probe(&Engine::new(rules(), &options).expect("rebuild"));
+    assert!(std::fs::metadata(&files[0]).expect("cache file").len() > 100);
+}
