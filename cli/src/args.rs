@@ -109,7 +109,8 @@ pub struct ScanArgs {
     /// Read more paths to scan from FILE, one per line.
     #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub paths_from: Option<PathBuf>,
-    /// Only scan files matching GLOB (repeatable).
+    /// Only scan files matching GLOB (repeatable); `!GLOB` excludes. Globs match the path
+    /// below each directory given, and a bare name (`*.py`) matches at any depth.
     #[arg(long = "include", short = 'g', value_name = "GLOB", help_heading = "Input")]
     pub include: Vec<String>,
     /// Skip files and directories matching GLOB (repeatable).
@@ -128,6 +129,9 @@ pub struct ScanArgs {
     #[arg(long, value_enum, default_value = "medium", help_heading = "Rules")]
     pub confidence: ConfidenceArg,
 
+    /// Report at most N findings of one rule per file; the rest are counted (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Output")]
+    pub max_findings_per_file: u64,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "pretty", help_heading = "Output")]
     pub format: Format,

@@ -36,17 +36,36 @@ impl Sink for Reporter<'_> {
     }
 }
 
-fn globs(patterns: &[String]) -> Result<Option<globset::GlobSet>> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
+/// Builds a glob set; a bare name like `*.py` matches at any depth, as ripgrep's `-g` does.
+fn globs<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Option<globset::GlobSet>> {
     let mut set = globset::GlobSetBuilder::new();
+    let mut any = false;
     for p in patterns {
-        // A bare name like `*.py` matches at any depth, as in ripgrep's -g.
-        let pattern = if p.contains('/') { p.clone() } else { format!("**/{p}") };
+        let p = p.trim_end_matches('/');
+        let pattern = if p.contains('/') {
+            p.trim_start_matches("./").to_owned()
+        } else {
+            format!("**/{p}")
+        };
         set.add(globset::Glob::new(&pattern).with_context(|| format!("invalid glob {p:?}"))?);
+        any = true;
     }
-    Ok(Some(set.build()?))
+    Ok(if any { Some(set.build()?) } else { None })
+}
+
+/// `--include GLOB` and `--exclude GLOB`; an include starting with `!` excludes (ripgrep's `-g '!x'`).
+fn filters(args: &ScanArgs) -> Result<Filters> {
+    let (negated, included): (Vec<&String>, Vec<&String>) = args.include.iter().partition(|g| g.starts_with('!'));
+    let excluded = args
+        .exclude
+        .iter()
+        .map(String::as_str)
+        .chain(negated.iter().map(|g| &g[1..]));
+    Ok(Filters {
+        include: globs(included.iter().map(|g| g.as_str()))?,
+        exclude: globs(excluded)?,
+        max_file_size: args.max_file_size,
+    })
 }
 
 fn inputs(args: &ScanArgs) -> Result<Vec<PathBuf>> {
@@ -91,11 +110,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
     let engine = engine(rules, args.no_cache)?;
     let options = ScanOptions {
         threads: args.threads,
-        filters: Filters {
-            include: globs(&args.include)?,
-            exclude: globs(&args.exclude)?,
-            max_file_size: args.max_file_size,
-        },
+        filters: filters(args)?,
         load: LoadPolicy {
             mmap: !args.no_mmap,
             ..LoadPolicy::default()
@@ -105,6 +120,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
             ConfidenceArg::Medium => Confidence::Medium,
             ConfidenceArg::High => Confidence::High,
         },
+        max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
     };
     let (out, to_terminal): (Box<dyn Write>, bool) = match &args.output {
         Some(path) => {
@@ -132,7 +148,14 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         inner,
         quiet: args.quiet,
     };
-    let summary = engine.scan_paths(&paths, &options, &mut reporter)?;
+    let summary = match engine.scan_paths(&paths, &options, &mut reporter) {
+        Ok(summary) => summary,
+        // A reader that closed the pipe (`| head`) has seen at least one finding.
+        Err(keysweep::Error::Sink(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return Ok(if args.exit_zero { 0 } else { 1 });
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !args.quiet {
         eprint!("{}", summary_text(&summary));
     }
@@ -154,6 +177,9 @@ fn summary_text(s: &Summary) -> String {
     );
     if s.findings_below_threshold > 0 {
         text.push_str(&format!(", {} below --confidence", s.findings_below_threshold));
+    }
+    if s.findings_over_cap > 0 {
+        text.push_str(&format!(", {} over the per-file cap", s.findings_over_cap));
     }
     text.push_str(&format!("; {} warning(s)\n", s.warning_count()));
     for (rule, n) in &s.findings_per_rule {

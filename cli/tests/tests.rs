@@ -176,6 +176,14 @@ fn redact_hides_secrets_everywhere() {
     let dir = tempfile::tempdir().expect("tempdir");
     let token = Secrets::new().github_classic("gho_");
     write(dir.path(), "a.cfg", &format!("oauth = {token}\n"));
+    // A multi-line secret must not survive in the snippet either.
+    let key = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .output()
+        .expect("openssl");
+    let pem = String::from_utf8(key.stdout).expect("pem");
+    let body_line = pem.lines().nth(1).expect("pem body").to_owned();
+    write(dir.path(), "key.pem", &pem);
     let report = tempfile::tempdir().expect("tempdir");
     for format in ["pretty", "json", "jsonl", "sarif"] {
         let output = report.path().join(format!("report.{format}"));
@@ -188,6 +196,7 @@ fn redact_hides_secrets_everywhere() {
         assert!(out.stdout.is_empty(), "--output leaves standard output empty");
         let text = fs::read_to_string(&output).expect("report file");
         assert!(!text.contains(&token), "{format} leaks the secret: {text}");
+        assert!(!text.contains(&body_line[..40]), "{format} leaks the key body: {text}");
         assert!(
             text.contains("sha256:") || text.contains("secretSha256"),
             "{format}: {text}"
@@ -225,7 +234,7 @@ fn special_files_broken_links_and_vanished_paths_are_warnings() {
     assert!(stderr.contains("a device"), "{stderr}");
     assert!(stderr.contains("broken symbolic link"), "{stderr}");
     assert!(stderr.contains("does-not-exist"), "{stderr}");
-    for counter in ["special_file", "broken_symlink", "vanished"] {
+    for counter in ["special_file", "broken_symlink", "not_found"] {
         assert!(
             stderr.contains(&format!("warning: {counter}")),
             "{counter} not counted: {stderr}"
@@ -489,4 +498,17 @@ fn planted_corpus_recall_and_lookalike_silence() {
         false_positives.is_empty(),
         "look-alikes reported at medium+ (seed {seed}): {false_positives:#?}"
     );
+}
+
+#[test]
+fn findings_over_the_per_file_cap_are_counted_and_warned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let text: String = (0..1005).map(|_| format!("t={}\n", s.github_classic("ghp_"))).collect();
+    write(dir.path(), "many.txt", &text);
+    let (out, findings) = scan_jsonl(&[dir.path().as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(findings.len(), 1000, "{stderr}");
+    assert!(stderr.contains("5 over the per-file cap"), "{stderr}");
+    assert!(stderr.contains("warning: findings_capped"), "{stderr}");
 }

@@ -97,6 +97,8 @@ pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) ->
             let broken = std::fs::symlink_metadata(input).is_ok_and(|m| m.file_type().is_symlink());
             let w = if broken {
                 warning(WarningKind::BrokenSymlink, input, "broken symbolic link")
+            } else if e.kind() == std::io::ErrorKind::NotFound {
+                warning(WarningKind::NotFound, input, "no such file or directory")
             } else {
                 io_warning(input, &e)
             };
@@ -133,9 +135,11 @@ pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) ->
             }
         };
         let path = entry.path();
+        // Globs see the path below the walked root, as in ripgrep: `tests/*.py`, not `./src/tests/…`.
+        let relative = path.strip_prefix(input).unwrap_or(path);
         let ft = entry.file_type();
         if ft.is_dir() {
-            if entry.depth() > 0 && filters.excluded(path) {
+            if entry.depth() > 0 && filters.excluded(relative) {
                 it.skip_current_dir();
                 if !emit(Enumerated::Filtered) {
                     return;
@@ -143,7 +147,7 @@ pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) ->
             }
             continue;
         }
-        let item = if filters.excluded(path) || !filters.included(path) {
+        let item = if filters.excluded(relative) || !filters.included(relative) {
             Enumerated::Filtered
         } else if ft.is_symlink() {
             if std::fs::metadata(path).is_err() {

@@ -70,8 +70,11 @@ pub struct Finding {
     pub validation: Validation,
     /// Where it is.
     pub location: Location,
-    /// The line around the secret (trimmed; secret masked when redacted).
+    /// The line around the secret (trimmed; long secrets shortened; masked when redacted).
     pub snippet: String,
+    /// Byte range of the (possibly shortened) secret in `snippet`.
+    #[serde(skip)]
+    pub snippet_secret: std::ops::Range<usize>,
     /// Shannon entropy of the secret in bits per byte.
     pub entropy: f64,
     /// Stable across runs: rule, secret and location.
@@ -93,8 +96,11 @@ impl Finding {
 
     /// Replaces the secret by its hash marker and masks it in the snippet.
     pub fn redact(&mut self) {
-        if !self.secret.is_empty() {
-            self.snippet = self.snippet.replace(&self.secret, "[REDACTED]");
+        if self.snippet.get(self.snippet_secret.clone()).is_some() {
+            self.snippet.replace_range(self.snippet_secret.clone(), "[REDACTED]");
+            self.snippet_secret = self.snippet_secret.start..self.snippet_secret.start + "[REDACTED]".len();
+        } else {
+            self.snippet = "[REDACTED]".to_owned();
         }
         self.secret = format!("sha256:{}", &self.secret_sha256[..16.min(self.secret_sha256.len())]);
     }

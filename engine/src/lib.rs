@@ -131,10 +131,16 @@ impl BlobScanner {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = validate::CandidateBatch {
-            provenance: Arc::new(provenance),
-            windows: pipeline::ship(bytes, windows),
-        };
-        Ok(self.validator.confirm(&batch))
+        let provenance = Arc::new(provenance);
+        let mut findings = Vec::new();
+        pipeline::ship(bytes, windows, &mut |windows| {
+            let batch = validate::CandidateBatch {
+                provenance: Arc::clone(&provenance),
+                windows,
+            };
+            findings.extend(self.validator.confirm(&batch));
+        });
+        findings.sort_by(|a, b| (a.location.offset, &a.rule.id).cmp(&(b.location.offset, &b.rule.id)));
+        Ok(findings)
     }
 }

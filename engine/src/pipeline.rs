@@ -2,6 +2,7 @@
 //! Hyperscan scratch) → validators → the caller's sink. Bounded channels give backpressure,
 //! so memory is a budget, not luck.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,9 @@ pub struct ScanOptions {
     pub load: LoadPolicy,
     /// Findings below this confidence are counted, not reported.
     pub min_confidence: Confidence,
+    /// Findings of one rule reported per file before the rest are only counted (with a
+    /// warning): a generated or hostile file must not turn the report into gigabytes.
+    pub max_findings_per_file_and_rule: Option<u64>,
 }
 
 impl Default for ScanOptions {
@@ -39,6 +43,7 @@ impl Default for ScanOptions {
             filters: Filters::default(),
             load: LoadPolicy::default(),
             min_confidence: Confidence::Medium,
+            max_findings_per_file_and_rule: Some(1000),
         }
     }
 }
@@ -51,88 +56,154 @@ enum Event {
     SymlinkSkipped,
 }
 
-/// Copies each window out of `data` (plus one byte of leading context) and numbers its lines.
-pub(crate) fn ship(data: &[u8], mut windows: Vec<Window>) -> Vec<ShippedWindow> {
-    windows.sort_unstable_by_key(|w| (w.start, w.rule));
-    let mut line = 1u64;
-    let mut line_start = 0u64;
-    let mut counted_to = 0usize;
-    windows
-        .into_iter()
-        .map(|w| {
-            let start = (w.start as usize).min(data.len());
-            let end = (w.end as usize).min(data.len());
-            // Windows arrive sorted by start: count newlines once, incrementally.
-            let region = &data[counted_to..start];
-            line += memchr::memchr_iter(b'\n', region).count() as u64;
-            if let Some(nl) = memchr::memrchr(b'\n', region) {
-                line_start = (counted_to + nl + 1) as u64;
-            }
-            counted_to = start;
-            let lead = usize::from(start > 0);
-            ShippedWindow {
-                rule: w.rule,
-                start: start as u64,
-                lead,
-                bytes: data[start - lead..end].to_vec(),
-                line_at_start: line,
-                line_start_offset: line_start,
-            }
-        })
-        .collect()
+/// Window bytes per batch sent to the validators: with the bounded batch channel, this caps
+/// the memory that candidates of one dense file can hold.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Groups shipped windows into batches of at most `BATCH_BYTES` and hands each to `emit`.
+struct Batcher<'a> {
+    pending: Vec<ShippedWindow>,
+    bytes: usize,
+    emit: &'a mut dyn FnMut(Vec<ShippedWindow>),
 }
 
-/// Re-reads a streamed file once, sequentially, to number lines, and copies out its windows.
-fn ship_from_file(file: &mut std::fs::File, mut windows: Vec<Window>) -> std::io::Result<Vec<ShippedWindow>> {
-    windows.sort_unstable_by_key(|w| (w.start, w.rule));
-    file.rewind()?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let (mut pos, mut line, mut line_start) = (0u64, 1u64, 0u64);
-    let mut out = Vec::with_capacity(windows.len());
-    for w in windows {
-        while pos < w.start {
-            let chunk = reader.fill_buf()?;
-            if chunk.is_empty() {
-                break;
-            }
-            let part = &chunk[..chunk.len().min((w.start - pos) as usize)];
-            line += memchr::memchr_iter(b'\n', part).count() as u64;
-            if let Some(nl) = memchr::memrchr(b'\n', part) {
-                line_start = pos + nl as u64 + 1;
-            }
-            let taken = part.len();
-            reader.consume(taken);
-            pos += taken as u64;
-        }
-        let lead = usize::from(w.start > 0);
-        let from = w.start - lead as u64;
-        let mut bytes = vec![0u8; (w.end - from) as usize];
-        let n = read_at_most(reader.get_ref(), &mut bytes, from)?;
-        bytes.truncate(n);
-        if n > lead {
-            out.push(ShippedWindow {
-                rule: w.rule,
-                start: w.start,
-                lead,
-                bytes,
-                line_at_start: line,
-                line_start_offset: line_start,
-            });
+impl Batcher<'_> {
+    fn push(&mut self, window: ShippedWindow) {
+        self.bytes += window.bytes.len();
+        self.pending.push(window);
+        if self.bytes >= BATCH_BYTES {
+            self.flush();
         }
     }
-    Ok(out)
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            (self.emit)(std::mem::take(&mut self.pending));
+            self.bytes = 0;
+        }
+    }
+}
+
+/// Copies each window out of `data` (plus one byte of leading context), numbers its lines,
+/// and emits them in bounded batches.
+pub(crate) fn ship(data: &[u8], mut windows: Vec<Window>, emit: &mut dyn FnMut(Vec<ShippedWindow>)) {
+    windows.sort_unstable_by_key(|w| (w.start, w.rule));
+    let mut batcher = Batcher {
+        pending: Vec::new(),
+        bytes: 0,
+        emit,
+    };
+    let (mut line, mut line_start, mut counted_to) = (1u64, 0u64, 0usize);
+    for w in windows {
+        let start = (w.start as usize).min(data.len());
+        let end = (w.end as usize).min(data.len());
+        // Windows arrive sorted by start: count newlines once, incrementally.
+        let region = &data[counted_to..start];
+        line += memchr::memchr_iter(b'\n', region).count() as u64;
+        if let Some(nl) = memchr::memrchr(b'\n', region) {
+            line_start = (counted_to + nl + 1) as u64;
+        }
+        counted_to = start;
+        let lead = usize::from(start > 0);
+        batcher.push(ShippedWindow {
+            rule: w.rule,
+            start: start as u64,
+            lead,
+            bytes: data[start - lead..end].to_vec(),
+            cut_at_end: w.cut_at_end,
+            line_at_start: line,
+            line_start_offset: line_start,
+        });
+    }
+    batcher.flush();
+}
+
+/// Re-reads a streamed file once, sequentially, to number lines, and copies out its windows
+/// in bounded batches. A read error ends the pass: the windows read so far are kept.
+fn ship_from_file(
+    file: &mut std::fs::File,
+    mut windows: Vec<Window>,
+    emit: &mut dyn FnMut(Vec<ShippedWindow>),
+) -> std::io::Result<()> {
+    windows.sort_unstable_by_key(|w| (w.start, w.rule));
+    let mut batcher = Batcher {
+        pending: Vec::new(),
+        bytes: 0,
+        emit,
+    };
+    let result = (|| {
+        file.rewind()?;
+        let mut reader = BufReader::with_capacity(1 << 20, &mut *file);
+        let (mut pos, mut line, mut line_start) = (0u64, 1u64, 0u64);
+        for w in windows {
+            while pos < w.start {
+                let chunk = reader.fill_buf()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let part = &chunk[..chunk.len().min((w.start - pos) as usize)];
+                line += memchr::memchr_iter(b'\n', part).count() as u64;
+                if let Some(nl) = memchr::memrchr(b'\n', part) {
+                    line_start = pos + nl as u64 + 1;
+                }
+                let taken = part.len();
+                reader.consume(taken);
+                pos += taken as u64;
+            }
+            let lead = usize::from(w.start > 0);
+            let from = w.start - lead as u64;
+            let mut bytes = vec![0u8; (w.end - from) as usize];
+            let n = read_at_most(reader.get_ref(), &mut bytes, from)?;
+            bytes.truncate(n);
+            if n > lead {
+                batcher.push(ShippedWindow {
+                    rule: w.rule,
+                    start: w.start,
+                    lead,
+                    bytes,
+                    cut_at_end: w.cut_at_end,
+                    line_at_start: line,
+                    line_start_offset: line_start,
+                });
+            }
+        }
+        Ok(())
+    })();
+    batcher.flush();
+    result
 }
 
 fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     use std::os::unix::fs::FileExt;
     let mut done = 0;
     while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64)? {
-            0 => break,
-            n => done += n,
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(done)
+}
+
+/// Fills `buf` with up to `chunk` bytes; `Ok(false)` at the end of the file.
+fn read_chunk(file: &mut std::fs::File, buf: &mut Vec<u8>, chunk: usize) -> std::io::Result<bool> {
+    buf.resize(chunk, 0);
+    let mut filled = 0;
+    let outcome = loop {
+        if filled == chunk {
+            break Ok(true);
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    // Whatever was read before an error is scanned; never the zero padding.
+    buf.truncate(filled);
+    outcome
 }
 
 /// One scan worker: its scanner (with its scratch) and its reused read buffer.
@@ -151,6 +222,13 @@ impl Worker {
             Ok(x) => x,
             Err(e) => return warn(io_warning(&job.path, &e)),
         };
+        let provenance = Arc::new(Provenance::file(crate::enumerate::display(&job.path)));
+        let mut emit = |windows: Vec<ShippedWindow>| {
+            let _ = batches.send(CandidateBatch {
+                provenance: Arc::clone(&provenance),
+                windows,
+            });
+        };
         let result = match loaded {
             Loaded::Buffered => {
                 let len = self.buf.len() as u64;
@@ -161,62 +239,52 @@ impl Worker {
                         format!("size changed from {listed_len} to {len} bytes while opening; scanned {len}"),
                     ));
                 }
-                self.scanner
-                    .scan(&self.buf)
-                    .map(|w| (ship(&self.buf, w), len))
-                    .map_err(Error::from)
+                self.scanner.scan(&self.buf).map(|w| {
+                    ship(&self.buf, w, &mut emit);
+                    len
+                })
             }
-            Loaded::Mapped(map) => self
-                .scanner
-                .scan(&map)
-                .map(|w| (ship(&map, w), map.len() as u64))
-                .map_err(Error::from),
-            Loaded::Streamed(mut file) => self.scan_streamed(job, &mut file, events),
+            Loaded::Mapped(map) => self.scanner.scan(&map).map(|w| {
+                ship(&map, w, &mut emit);
+                map.len() as u64
+            }),
+            Loaded::Streamed(mut file) => {
+                let chunk = self.load.chunk;
+                let mut read_error = None;
+                let scanned = self.scanner.scan_stream(|buf| {
+                    read_chunk(&mut file, buf, chunk).or_else(|e| {
+                        read_error = Some(e);
+                        Ok(false)
+                    })
+                });
+                if let Some(e) = read_error {
+                    let total = scanned.as_ref().map_or(0, |(_, total)| *total);
+                    warn(warning(
+                        WarningKind::Unreadable,
+                        &job.path,
+                        format!("read failed after {total} bytes ({e}); scanned what was read"),
+                    ));
+                }
+                scanned.map(|(windows, total)| {
+                    if !windows.is_empty() {
+                        if let Err(e) = ship_from_file(&mut file, windows, &mut emit) {
+                            warn(warning(
+                                WarningKind::Unreadable,
+                                &job.path,
+                                format!("reading candidates back failed ({e}); later candidates were lost"),
+                            ));
+                        }
+                    }
+                    total
+                })
+            }
         };
         match result {
-            Ok((windows, bytes)) => {
+            Ok(bytes) => {
                 let _ = events.send(Event::Scanned { bytes });
-                if !windows.is_empty() {
-                    let provenance = Arc::new(Provenance::file(crate::enumerate::display(&job.path)));
-                    let _ = batches.send(CandidateBatch { provenance, windows });
-                }
             }
             Err(e) => warn(warning(WarningKind::Unreadable, &job.path, e.to_string())),
         }
-    }
-
-    fn scan_streamed(
-        &mut self,
-        job: &FileJob,
-        file: &mut std::fs::File,
-        events: &Sender<Event>,
-    ) -> Result<(Vec<ShippedWindow>, u64), Error> {
-        let chunk = self.load.chunk;
-        let (windows, total, io_error) = self.scanner.scan_stream(|buf| {
-            buf.resize(chunk, 0);
-            let mut filled = 0;
-            while filled < chunk {
-                match file.read(&mut buf[filled..])? {
-                    0 => break,
-                    n => filled += n,
-                }
-            }
-            buf.truncate(filled);
-            Ok(filled == chunk)
-        })?;
-        if let Some(e) = io_error {
-            let _ = events.send(Event::Warning(warning(
-                WarningKind::Unreadable,
-                &job.path,
-                format!("read failed after {total} bytes ({e}); scanned what was read"),
-            )));
-        }
-        let shipped = if windows.is_empty() {
-            Vec::new()
-        } else {
-            ship_from_file(file, windows).map_err(Error::Read)?
-        };
-        Ok((shipped, total))
     }
 }
 
@@ -236,7 +304,7 @@ pub(crate) fn run(
     let validators = (threads / 2).max(1);
     let stop = AtomicBool::new(false);
     let (job_tx, job_rx) = bounded::<FileJob>(4096);
-    let (batch_tx, batch_rx) = bounded::<CandidateBatch>(256);
+    let (batch_tx, batch_rx) = bounded::<CandidateBatch>(32);
     let (event_tx, event_rx) = bounded::<Event>(4096);
 
     // Scratch is allocated up front so a failure is an error, not a silent thread exit.
@@ -300,24 +368,33 @@ pub(crate) fn run(
                 }
             });
         }
+        drop(batch_rx);
         drop(event_tx);
         drop(job_rx);
 
+        let mut reporter = Reporter {
+            min: options.min_confidence,
+            cap: options.max_findings_per_file_and_rule.unwrap_or(u64::MAX),
+            summary: &mut summary,
+            per_place: HashMap::new(),
+        };
+        let mut stopped = false;
         if let Err(e) = sink.begin() {
             sink_error = Some(e);
-            stop.store(true, Ordering::Relaxed);
+            stopped = true;
         }
         for event in &event_rx {
-            if sink_error.is_some() {
-                continue; // drain so producers finish
+            if stopped {
+                // Drain so producers finish; the sink has said it wants nothing more.
+                stop.store(true, Ordering::Relaxed);
+                continue;
             }
-            let outcome = reduce(event, options.min_confidence, &mut summary, sink);
-            match outcome {
+            match reporter.reduce(event, sink) {
                 Ok(true) => {}
-                Ok(false) => stop.store(true, Ordering::Relaxed),
+                Ok(false) => stopped = true,
                 Err(e) => {
                     sink_error = Some(e);
-                    stop.store(true, Ordering::Relaxed);
+                    stopped = true;
                 }
             }
         }
@@ -330,31 +407,63 @@ pub(crate) fn run(
     Ok(summary)
 }
 
-fn reduce(event: Event, min: Confidence, summary: &mut Summary, sink: &mut dyn Sink) -> std::io::Result<bool> {
-    match event {
-        Event::Findings(findings) => {
-            for f in &findings {
-                if f.confidence < min {
-                    summary.findings_below_threshold += 1;
-                    continue;
-                }
-                summary.findings += 1;
-                *summary.findings_per_rule.entry(f.rule.id.clone()).or_default() += 1;
-                if !sink.finding(f)? {
-                    return Ok(false);
+/// The reporting end of the pipeline: confidence filter, per-file cap, counters.
+struct Reporter<'a> {
+    min: Confidence,
+    cap: u64,
+    summary: &'a mut Summary,
+    per_place: HashMap<(String, String), u64>,
+}
+
+impl Reporter<'_> {
+    fn reduce(&mut self, event: Event, sink: &mut dyn Sink) -> std::io::Result<bool> {
+        let summary = &mut *self.summary;
+        match event {
+            Event::Findings(findings) => {
+                for f in &findings {
+                    if f.confidence < self.min {
+                        summary.findings_below_threshold += 1;
+                        continue;
+                    }
+                    let count = self
+                        .per_place
+                        .entry((f.location.display_path(), f.rule.id.clone()))
+                        .or_default();
+                    *count += 1;
+                    if *count > self.cap {
+                        summary.findings_over_cap += 1;
+                        if *count == self.cap + 1 {
+                            let w = Warning {
+                                kind: WarningKind::FindingsCapped,
+                                path: f.location.display_path(),
+                                message: format!(
+                                    "more than {} findings of {}: the rest are counted, not reported",
+                                    self.cap, f.rule.id
+                                ),
+                            };
+                            *summary.warnings.entry(w.kind.as_str()).or_default() += 1;
+                            sink.warning(&w)?;
+                        }
+                        continue;
+                    }
+                    summary.findings += 1;
+                    *summary.findings_per_rule.entry(f.rule.id.clone()).or_default() += 1;
+                    if !sink.finding(f)? {
+                        return Ok(false);
+                    }
                 }
             }
+            Event::Warning(w) => {
+                *summary.warnings.entry(w.kind.as_str()).or_default() += 1;
+                sink.warning(&w)?;
+            }
+            Event::Scanned { bytes } => {
+                summary.files_scanned += 1;
+                summary.bytes_scanned += bytes;
+            }
+            Event::Filtered => summary.files_filtered += 1,
+            Event::SymlinkSkipped => summary.symlinks_skipped += 1,
         }
-        Event::Warning(w) => {
-            *summary.warnings.entry(w.kind.as_str()).or_default() += 1;
-            sink.warning(&w)?;
-        }
-        Event::Scanned { bytes } => {
-            summary.files_scanned += 1;
-            summary.bytes_scanned += bytes;
-        }
-        Event::Filtered => summary.files_filtered += 1,
-        Event::SymlinkSkipped => summary.symlinks_skipped += 1,
+        Ok(true)
     }
-    Ok(true)
 }

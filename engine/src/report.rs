@@ -29,6 +29,10 @@ pub enum WarningKind {
     Changed,
     /// A directory could not be listed.
     Walk,
+    /// An input named on the command line does not exist.
+    NotFound,
+    /// Too many findings of one rule in one file: the rest are counted, not reported.
+    FindingsCapped,
 }
 
 impl WarningKind {
@@ -43,6 +47,8 @@ impl WarningKind {
             WarningKind::TooLarge => "too_large",
             WarningKind::Changed => "changed",
             WarningKind::Walk => "walk",
+            WarningKind::NotFound => "not_found",
+            WarningKind::FindingsCapped => "findings_capped",
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct Summary {
     pub findings: u64,
     /// Confirmed findings below the confidence threshold (not reported).
     pub findings_below_threshold: u64,
+    /// Confirmed findings over the per-file, per-rule cap (counted, not reported).
+    pub findings_over_cap: u64,
     /// Findings reported, per rule id.
     pub findings_per_rule: BTreeMap<String, u64>,
     /// Warnings, per kind.

@@ -48,6 +48,8 @@ pub struct Window {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
+    /// Closed early because merged windows are capped: the next window of the rule overlaps it.
+    pub cut_at_end: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -241,7 +243,7 @@ impl Scanner {
     pub fn scan_stream(
         &mut self,
         mut next_chunk: impl FnMut(&mut Vec<u8>) -> std::io::Result<bool>,
-    ) -> Result<(Vec<Window>, u64, Option<std::io::Error>), ScanError> {
+    ) -> Result<(Vec<Window>, u64), ScanError> {
         let db = self.db.streaming()?;
         if self.stream_scratch.is_none() {
             self.stream_scratch = Some(db.alloc_scratch().map_err(hs_err)?);
@@ -254,16 +256,10 @@ impl Scanner {
         let stream = db.open_stream().map_err(hs_err)?;
         let mut buf = Vec::new();
         let mut total = 0u64;
-        let mut io_error = None;
         loop {
             buf.clear();
-            let more = match next_chunk(&mut buf) {
-                Ok(more) => more,
-                Err(e) => {
-                    io_error = Some(e);
-                    false
-                }
-            };
+            // An error ends the stream; the caller's closure reports it.
+            let more = next_chunk(&mut buf).unwrap_or(false);
             let collector = &mut self.collector;
             stream
                 .scan(&buf, scratch, |id: u32, _from: u64, to: u64, _flags: u32| {
@@ -283,7 +279,7 @@ impl Scanner {
                 Matching::Continue
             })
             .map_err(hs_err)?;
-        Ok((self.collector.finish(total), total, io_error))
+        Ok((self.collector.finish(total), total))
     }
 }
 
@@ -330,6 +326,7 @@ impl WindowCollector {
                     rule,
                     start: *s,
                     end: *e,
+                    cut_at_end: start < *e,
                 });
                 *slot = Some((start, stop));
             }
@@ -347,6 +344,7 @@ impl WindowCollector {
                     rule: r,
                     start: s,
                     end: e,
+                    cut_at_end: false,
                 });
             }
         }
@@ -378,12 +376,14 @@ mod tests {
                 Window {
                     rule: 0,
                     start: 90,
-                    end: 109
+                    end: 109,
+                    cut_at_end: false
                 },
                 Window {
                     rule: 0,
                     start: 490,
-                    end: 505
+                    end: 505,
+                    cut_at_end: false
                 }
             ]
         );
@@ -398,8 +398,27 @@ mod tests {
             vec![Window {
                 rule: 0,
                 start: 0,
-                end: 20
+                end: 20,
+                cut_at_end: false
             }]
         );
+    }
+
+    #[test]
+    fn merged_windows_are_capped_and_the_cut_is_marked() {
+        let mut c = WindowCollector::new(&[RuleWindow {
+            before: 100,
+            after: 100,
+        }]);
+        for end in (1000..3_000_000u64).step_by(150) {
+            c.push(0, end);
+        }
+        let w = c.finish(4_000_000);
+        assert!(w.len() >= 3, "{}", w.len());
+        assert!(w.iter().all(|w| (w.end - w.start) as usize <= MAX_MERGED_WINDOW));
+        assert!(w[..w.len() - 1].iter().all(|w| w.cut_at_end));
+        assert!(!w[w.len() - 1].cut_at_end);
+        // Consecutive windows overlap, so every trigger's own window lies in one of them.
+        assert!(w.windows(2).all(|p| p[1].start < p[0].end));
     }
 }

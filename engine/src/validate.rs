@@ -22,6 +22,9 @@ pub struct ShippedWindow {
     pub lead: usize,
     /// The window's bytes (with the lead byte).
     pub bytes: Vec<u8>,
+    /// The window was cut short of its rule's span (merged windows are capped): a match
+    /// reaching its last byte may continue in the next window, which holds it whole.
+    pub cut_at_end: bool,
     /// 1-based line number at `start`.
     pub line_at_start: u64,
     /// Offset in the blob where that line begins.
@@ -105,6 +108,10 @@ impl Validator {
             } else {
                 whole.end() + 1
             };
+            if window.cut_at_end && whole.end() == hay.len() {
+                // The window was cut where the next one starts: that one holds the whole match.
+                continue;
+            }
             let Some(secret) = caps.get(rule.secret_group).filter(|m| !m.is_empty()) else {
                 continue;
             };
@@ -116,9 +123,6 @@ impl Validator {
             let bytes = secret.as_bytes();
             let entropy = shannon_entropy(bytes);
             if rule.syntax.min_entropy.is_some_and(|floor| entropy < floor) {
-                continue;
-            }
-            if is_placeholder(bytes) {
                 continue;
             }
             let validation = match rule.syntax.validator {
@@ -141,7 +145,13 @@ impl Validator {
                     },
                 },
             };
+            // A secret whose structure was proven is only matched against documented keys
+            // and strong markers: random bodies contain `xxxx` or `dummy` by chance.
+            if is_placeholder(bytes, validation.status != "unchecked") {
+                continue;
+            }
             let (line, column) = line_and_column(window, secret.start());
+            let (snippet, snippet_secret) = snippet(hay, window.lead, secret.start(), secret.end());
             let location = Location {
                 path: provenance.path.clone(),
                 members: provenance.members.clone(),
@@ -163,7 +173,8 @@ impl Validator {
                 confidence: rule.syntax.confidence,
                 validation,
                 location,
-                snippet: snippet(hay, window.lead, secret.start(), secret.end()),
+                snippet,
+                snippet_secret,
                 entropy: (entropy * 1000.0).round() / 1000.0,
                 fingerprint,
             });
@@ -181,17 +192,36 @@ fn line_and_column(window: &ShippedWindow, pos: usize) -> (u64, u64) {
     (window.line_at_start + newlines, column + 1)
 }
 
-fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> String {
+/// Longest part of a secret shown in a snippet (multi-line keys are long).
+const SNIPPET_SECRET_MAX: usize = 80;
+
+/// The line around a secret: up to `SNIPPET_CONTEXT` bytes each side on the same line, the
+/// secret itself shortened to `SNIPPET_SECRET_MAX` characters. Returns the text and the byte
+/// range of the secret in it, so redaction masks exactly that range.
+fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> (String, std::ops::Range<usize>) {
     let line_start = memchr::memrchr(b'\n', &hay[lead..start]).map_or(lead, |p| lead + p + 1);
     let line_end = memchr::memchr(b'\n', &hay[end..]).map_or(hay.len(), |p| end + p);
     let from = line_start.max(start.saturating_sub(SNIPPET_CONTEXT));
     let to = line_end.min(end + SNIPPET_CONTEXT).max(end);
-    let text = String::from_utf8_lossy(&hay[from..to]);
-    text.chars()
-        .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    let clean = |bytes: &[u8]| -> String {
+        String::from_utf8_lossy(bytes)
+            .chars()
+            .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
+            .collect()
+    };
+    let prefix = clean(&hay[from..start]);
+    let mut secret = clean(&hay[start..end]);
+    if secret.chars().count() > SNIPPET_SECRET_MAX {
+        secret = secret.chars().take(SNIPPET_SECRET_MAX).collect::<String>() + "…";
+    }
+    let suffix = clean(&hay[end..to]);
+    let prefix = prefix.trim_start();
+    let mut text = String::with_capacity(prefix.len() + secret.len() + suffix.len());
+    text.push_str(prefix);
+    let range = text.len()..text.len() + secret.len();
+    text.push_str(&secret);
+    text.push_str(suffix.trim_end());
+    (text, range)
 }
 
 /// Keys that providers publish in their documentation for everyone to use.
@@ -202,11 +232,12 @@ const DOCUMENTED_KEYS: &[&str] = &[
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
 ];
 
-/// Documented example keys and obvious placeholders, never reported.
-pub fn is_placeholder(secret: &[u8]) -> bool {
-    const MARKERS: &[&str] = &[
+/// Documented example keys and obvious placeholders, never reported. `proven`: the secret
+/// passed a checksum or structural check, so only documented keys and strong markers apply.
+pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
+    // Markers that random tokens never contain by chance.
+    const STRONG: &[&str] = &[
         "example",
-        "xxxx",
         "changeme",
         "change_me",
         "change-me",
@@ -216,24 +247,34 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
         "yourkey",
         "placeholder",
         "redacted",
-        "dummy",
         "<",
         ">",
         "${",
         "{{",
         "$(",
         "%(",
+        "os.environ",
+        "getenv",
+    ];
+    // Markers a long random token may contain by chance (`xXxx`, `duMmY`): matched in one
+    // case only, and not at all once a checksum or structure proved the token.
+    const WEAK: &[&str] = &[
+        "xxxx",
+        "XXXX",
+        "dummy",
+        "DUMMY",
         "[password",
         "password]",
         "insert",
+        "INSERT",
         "replace",
+        "REPLACE",
         "123456789",
         "abcdefghij",
+        "ABCDEFGHIJ",
         "qwertyuiop",
         "*****",
         "....",
-        "os.environ",
-        "getenv",
     ];
     const WHOLE: &[&str] = &[
         "password",
@@ -262,7 +303,14 @@ pub fn is_placeholder(secret: &[u8]) -> bool {
     let Ok(lower) = std::str::from_utf8(&lower) else {
         return false;
     };
-    if MARKERS.iter().any(|m| lower.contains(m)) || WHOLE.contains(&lower) {
+    if STRONG.iter().any(|m| lower.contains(m)) {
+        return true;
+    }
+    if proven {
+        return false;
+    }
+    let text = String::from_utf8_lossy(secret);
+    if WEAK.iter().any(|m| text.contains(m)) || WHOLE.contains(&lower) {
         return true;
     }
     let only_words = secret.iter().all(|&b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
@@ -294,9 +342,14 @@ mod tests {
             "changeme",
             "00000000000",
         ] {
-            assert!(is_placeholder(p.as_bytes()), "{p}");
+            assert!(is_placeholder(p.as_bytes(), false), "{p}");
         }
-        assert!(!is_placeholder(b"ghp_Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa1b2c3d"));
+        assert!(!is_placeholder(b"ghp_Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa1b2c3d", false));
+        // Weak markers match in one case only: random mixed-case bodies do not trip them.
+        assert!(!is_placeholder(b"sk_live_4fQ9zduMmYm2LxXxxOT8pR7vWb3nK", false));
+        assert!(is_placeholder(b"sk_live_4fQ9zdummy2LxXxxOT8pR7vWb3nK", false));
+        // A proven token that happens to contain a weak marker is still a token.
+        assert!(!is_placeholder(b"ghp_4fQ9zdummy2LxXxxOT8pR7vWb3nK", true));
     }
 
     #[test]
@@ -306,6 +359,7 @@ mod tests {
             start: 100,
             lead: 1,
             bytes: b"xab\ncd secret".to_vec(),
+            cut_at_end: false,
             line_at_start: 7,
             line_start_offset: 95,
         };

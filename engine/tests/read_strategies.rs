@@ -15,6 +15,12 @@ pattern = '''\b(?P<secret>acme_[a-z0-9]{20})\b'''
 confidence = "high"
 
 [[rule]]
+id = "acme.live"
+name = "Acme live key (variable length)"
+pattern = '''\b(?P<secret>acmelive_[a-zA-Z0-9]{10,90})\b'''
+confidence = "high"
+
+[[rule]]
 id = "acme.password"
 name = "Acme password in context"
 pattern = '''(?i)acme_password\s*=\s*"(?P<secret>[^"\s]{12,64})"'''
@@ -32,6 +38,7 @@ fn scan(engine: &Engine, path: &Path, load: LoadPolicy) -> Vec<(String, String, 
         threads: 1,
         load,
         min_confidence: Confidence::Low,
+        max_findings_per_file_and_rule: None,
         ..ScanOptions::default()
     };
     let mut sink = CollectSink::default();
@@ -163,4 +170,58 @@ fn database_cache_is_written_reused_and_survives_corruption() {
     std::fs::write(&files[0], b"not a database").expect("corrupt");
     probe(&Engine::new(rules(), &options).expect("rebuild"));
     assert!(std::fs::metadata(&files[0]).expect("cache file").len() > 100);
+}
+
+#[test]
+fn merged_windows_cut_at_the_cap_never_yield_truncated_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dense.txt");
+    // Triggers every 300 bytes merge into windows that the 1 MiB cap must cut; a cut inside a
+    // variable-length token must not report a truncated copy of it.
+    let mut rng = fastrand::Rng::with_seed(7);
+    let alphabet: Vec<char> = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+    let mut text = String::new();
+    let mut tokens = Vec::new();
+    for _ in 0..5_000 {
+        let token: String = (0..90).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
+        text.push_str(&format!("{:<300}\n", format!("k = acmelive_{token}")));
+        tokens.push(format!("acmelive_{token}"));
+    }
+    std::fs::write(&path, text).expect("write");
+    let found = scan(&engine(), &path, LoadPolicy::default());
+    let secrets: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
+    assert_eq!(secrets.len(), tokens.len(), "duplicates or losses");
+    let mut expected: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    let mut got = secrets.clone();
+    got.sort_unstable();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_sink_that_says_stop_receives_nothing_more() {
+    struct FirstOnly(usize);
+    impl keysweep::Sink for FirstOnly {
+        fn finding(&mut self, _: &keysweep::Finding) -> std::io::Result<bool> {
+            self.0 += 1;
+            Ok(false)
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..50 {
+        std::fs::write(
+            dir.path().join(format!("f{i}.txt")),
+            format!("acme_k3j5h7g9f1d3s5a7q{i:03}\n"),
+        )
+        .expect("write");
+    }
+    let mut sink = FirstOnly(0);
+    let options = ScanOptions {
+        threads: 2,
+        ..ScanOptions::default()
+    };
+    engine()
+        .scan_paths(&[dir.path().to_owned()], &options, &mut sink)
+        .expect("scan");
+    assert_eq!(sink.0, 1);
 }

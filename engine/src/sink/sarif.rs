@@ -2,6 +2,7 @@
 //! one result per finding with a physical location and a stable partial fingerprint.
 
 use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -15,6 +16,7 @@ pub struct SarifSink<W: Write> {
     rules: Vec<Value>,
     rule_index: std::collections::HashMap<String, usize>,
     results: Vec<Value>,
+    cwd: Option<PathBuf>,
 }
 
 impl<W: Write> SarifSink<W> {
@@ -47,6 +49,7 @@ impl<W: Write> SarifSink<W> {
             rules,
             rule_index,
             results: Vec::new(),
+            cwd: std::env::current_dir().ok(),
         }
     }
 }
@@ -67,15 +70,47 @@ fn precision(c: Confidence) -> &'static str {
     }
 }
 
-/// A relative URI reference for a path: separators kept, everything unsafe percent-encoded.
-fn uri_of(path: &str) -> String {
-    let path = path.strip_prefix("./").unwrap_or(path);
+/// Percent-encodes a path for a URI, keeping separators.
+fn percent_encode(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A URI for a finding's file: relative to the working directory when under it (what code
+/// scanning resolves against the repository), else an absolute `file://` URI.
+fn uri_of(path: &str, cwd: Option<&Path>) -> String {
+    let p = Path::new(path);
+    let absolute: PathBuf = match cwd {
+        Some(cwd) if p.is_relative() => cwd.join(p),
+        _ => p.to_owned(),
+    };
+    let normal = normalize(&absolute);
+    if let Some(rel) = cwd.and_then(|cwd| normal.strip_prefix(cwd).ok()) {
+        return percent_encode(&rel.to_string_lossy());
+    }
+    if normal.is_absolute() {
+        return format!("file://{}", percent_encode(&normal.to_string_lossy()));
+    }
+    percent_encode(&normal.to_string_lossy())
+}
+
+/// Removes `.` and resolves `..` lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
         }
     }
     out
@@ -95,10 +130,10 @@ impl<W: Write> Sink for SarifSink<W> {
             "message": { "text": message },
             "locations": [{
                 "physicalLocation": {
-                    "artifactLocation": { "uri": uri_of(&loc.path) },
+                    "artifactLocation": { "uri": uri_of(&loc.path, self.cwd.as_deref()) },
+                    // No startColumn: ours counts bytes, SARIF's counts UTF-16 code units.
                     "region": {
                         "startLine": loc.line,
-                        "startColumn": loc.column,
                         "snippet": { "text": f.snippet },
                     }
                 }
@@ -140,8 +175,14 @@ impl<W: Write> Sink for SarifSink<W> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     #[test]
-    fn uris_are_percent_encoded() {
-        assert_eq!(super::uri_of("./a b/c#d.py"), "a%20b/c%23d.py");
+    fn uris_are_relative_to_the_working_directory_or_absolute() {
+        let cwd = Some(Path::new("/work/repo"));
+        assert_eq!(super::uri_of("./a b/c#d.py", cwd), "a%20b/c%23d.py");
+        assert_eq!(super::uri_of("/work/repo/src/x.py", cwd), "src/x.py");
+        assert_eq!(super::uri_of("../other/x.py", cwd), "file:///work/other/x.py");
+        assert_eq!(super::uri_of("/etc/app.conf", cwd), "file:///etc/app.conf");
     }
 }
