@@ -20,6 +20,9 @@ pub fn check(kind: ValidatorKind, secret: &[u8]) -> CheckOutcome {
         ValidatorKind::Jwt => check_jwt(secret),
         ValidatorKind::Pem => check_pem(secret),
         ValidatorKind::DiscordBotToken => check_discord_bot_token(secret),
+        ValidatorKind::BasicAuth => check_basic_auth(secret),
+        ValidatorKind::Base64PemPrivateKey => check_base64_pem(secret),
+        ValidatorKind::RandomBase64 => check_random_base64(secret),
     }
 }
 
@@ -106,6 +109,70 @@ fn check_discord_bot_token(token: &[u8]) -> CheckOutcome {
     }
 }
 
+fn decode_base64_any(text: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let clean: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    STANDARD
+        .decode(&clean)
+        .or_else(|_| URL_SAFE.decode(&clean))
+        .ok()
+        .or_else(|| {
+            let unpadded: &[u8] = clean
+                .strip_suffix(b"==")
+                .or_else(|| clean.strip_suffix(b"="))
+                .unwrap_or(&clean);
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode(unpadded).ok()
+        })
+}
+
+fn check_basic_auth(encoded: &[u8]) -> CheckOutcome {
+    let Some(plain) = decode_base64_any(encoded) else {
+        return CheckOutcome::Invalid("not base64");
+    };
+    let Ok(text) = std::str::from_utf8(&plain) else {
+        return CheckOutcome::Invalid("not text");
+    };
+    match text.split_once(':') {
+        Some((user, password))
+            if !password.is_empty()
+                && text.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+                && !crate::allowlist::is_placeholder(password.as_bytes(), false) =>
+        {
+            CheckOutcome::Valid(vec![("user", user.to_owned())])
+        }
+        _ => CheckOutcome::Invalid("not user:password"),
+    }
+}
+
+fn check_base64_pem(encoded: &[u8]) -> CheckOutcome {
+    let Some(plain) = decode_base64_any(encoded) else {
+        return CheckOutcome::Invalid("not base64");
+    };
+    if !plain.windows(11).any(|w| w == b"PRIVATE KEY") {
+        return CheckOutcome::Invalid("not a private key");
+    }
+    match check_pem(&plain) {
+        CheckOutcome::Valid(mut details) => {
+            details.push(("encoding", "base64".into()));
+            CheckOutcome::Valid(details)
+        }
+        invalid => invalid,
+    }
+}
+
+/// Random key bytes almost never decode to mostly printable text; base64 of prose does.
+fn check_random_base64(encoded: &[u8]) -> CheckOutcome {
+    let Some(plain) = decode_base64_any(encoded) else {
+        return CheckOutcome::Valid(Vec::new());
+    };
+    let printable = plain.iter().filter(|b| b.is_ascii_graphic() || **b == b' ').count();
+    if !plain.is_empty() && printable * 10 >= plain.len() * 9 {
+        CheckOutcome::Invalid("decodes to text")
+    } else {
+        CheckOutcome::Valid(Vec::new())
+    }
+}
+
 /// A PEM (or PGP armor) block whose body decodes as base64 to something key-sized.
 /// Lines may be separated by real newlines or by the two characters `\n` (keys inside JSON).
 fn check_pem(block: &[u8]) -> CheckOutcome {
@@ -113,7 +180,11 @@ fn check_pem(block: &[u8]) -> CheckOutcome {
     let mut body = String::new();
     let mut encrypted = false;
     let mut kind = String::new();
-    for line in text.lines().map(str::trim) {
+    // Notebook sources keep each line as a JSON string in a list: `"MIIE…\\n",`.
+    for line in text
+        .lines()
+        .map(|l| l.trim().trim_matches(|c| matches!(c, '"' | ',' | '\\')).trim())
+    {
         if line.starts_with("-----BEGIN ") {
             kind = line.trim_matches('-').trim_start_matches("BEGIN ").to_owned();
             continue;
@@ -172,6 +243,31 @@ mod tests {
             check(ValidatorKind::GithubCrc32, &wrong),
             CheckOutcome::Invalid("checksum mismatch")
         );
+    }
+
+    #[test]
+    fn basic_auth_and_encoded_keys() {
+        let enc = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(matches!(
+            check(ValidatorKind::BasicAuth, enc(b"deploy:s3cr3t-Pw").as_bytes()),
+            CheckOutcome::Valid(_)
+        ));
+        assert!(matches!(
+            check(ValidatorKind::BasicAuth, enc(b"no colon").as_bytes()),
+            CheckOutcome::Invalid(_)
+        ));
+        let text = enc(b"this is plain English text, not a key");
+        assert!(matches!(
+            check(ValidatorKind::RandomBase64, text.as_bytes()),
+            CheckOutcome::Invalid(_)
+        ));
+        let random = enc(&(0u8..30)
+            .map(|i| i.wrapping_mul(97).wrapping_add(13))
+            .collect::<Vec<_>>());
+        assert!(matches!(
+            check(ValidatorKind::RandomBase64, random.as_bytes()),
+            CheckOutcome::Valid(_)
+        ));
     }
 
     #[test]

@@ -17,10 +17,12 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod allowlist;
 pub mod checks;
 pub mod enumerate;
 pub mod finding;
 pub mod load;
+pub mod package;
 mod pipeline;
 pub mod report;
 pub mod rules;

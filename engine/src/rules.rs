@@ -76,6 +76,12 @@ pub enum ValidatorKind {
     Pem,
     /// A Discord bot token: its first part is the base64url of a 17-20 digit user id.
     DiscordBotToken,
+    /// Base64 of `user:password` (HTTP Basic, Docker `auth`, npm `_auth`): printable, one colon.
+    BasicAuth,
+    /// Base64 of a PEM private key block (kubeconfig `client-key-data`, env vars).
+    Base64PemPrivateKey,
+    /// A random base64 key (AWS secret access key shape): must not decode to readable text.
+    RandomBase64,
 }
 
 /// One rule as written in a rule file.
@@ -377,6 +383,24 @@ fn compile_rule(path: &Path, syntax: RuleSyntax) -> Result<Rule, RuleError> {
         .size_limit(64 << 20)
         .build()
         .map_err(|e| invalid(format!("pattern does not compile: {e}")))?;
+    if syntax.prefilter.is_none() {
+        // The window must hold a whole match, measured back from Hyperscan's end offset.
+        let before = syntax.window_before.unwrap_or(DEFAULT_WINDOW_BEFORE) as usize;
+        match max_match_len(&syntax.pattern) {
+            Some(len) if len < before => {}
+            Some(len) => {
+                return Err(invalid(format!(
+                    "pattern matches up to {len} bytes but window_before is {before}: raise it or add a prefilter"
+                )))
+            }
+            None => {
+                return Err(invalid(
+                    "pattern has no length bound: add a prefilter on its prefix and a window_after that covers it"
+                        .into(),
+                ))
+            }
+        }
+    }
     let secret_group = match regex.capture_names().position(|n| n == Some("secret")) {
         Some(i) => i,
         None if regex.captures_len() > 1 => 1,
@@ -388,6 +412,17 @@ fn compile_rule(path: &Path, syntax: RuleSyntax) -> Result<Rule, RuleError> {
         regex,
         secret_group,
     })
+}
+
+/// The longest match a pattern can make, in bytes; `None` when unbounded.
+fn max_match_len(pattern: &str) -> Option<usize> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    hir.properties().maximum_len()
 }
 
 /// Lowercase hex of bytes.
@@ -408,6 +443,26 @@ mod tests {
         assert_eq!(strip_group_names(r"a(?P<secret>b)c"), "a(b)c");
         assert_eq!(strip_group_names(r"(?<x>b)(?<=y)"), "(b)(?<=y)");
         assert_eq!(strip_group_names(r"\(?P<x>"), r"\(?P<x>");
+    }
+
+    #[test]
+    fn unbounded_patterns_need_a_prefilter() {
+        let text = r#"
+[[rule]]
+id = "demo.long"
+name = "long"
+pattern = '''tok_(?P<secret>[a-z]{10,})'''
+confidence = "high"
+"#;
+        let err = parse_rule_file(Path::new("demo.toml"), text)
+            .expect_err("unbounded")
+            .to_string();
+        assert!(err.contains("no length bound"), "{err}");
+        let text = text.replace("[a-z]{10,}", "[a-z]{300}");
+        let err = parse_rule_file(Path::new("demo.toml"), &text)
+            .expect_err("too long")
+            .to_string();
+        assert!(err.contains("window_before is 256"), "{err}");
     }
 
     #[test]

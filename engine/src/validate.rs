@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use crate::allowlist::is_placeholder;
 use crate::checks::{check, CheckOutcome};
 use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
 use crate::rules::RuleSet;
@@ -224,133 +225,9 @@ fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> (String, std::o
     (text, range)
 }
 
-/// Keys that providers publish in their documentation for everyone to use.
-const DOCUMENTED_KEYS: &[&str] = &[
-    // The storage emulator's fixed development account key (Azurite, Azure Storage Emulator).
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
-    // The JWT introduction's example token (HS256, "John Doe").
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-];
-
-/// Documented example keys and obvious placeholders, never reported. `proven`: the secret
-/// passed a checksum or structural check, so only documented keys and strong markers apply.
-pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
-    // Markers that random tokens never contain by chance.
-    const STRONG: &[&str] = &[
-        "example",
-        "changeme",
-        "change_me",
-        "change-me",
-        "your_",
-        "your-",
-        "yourtoken",
-        "yourkey",
-        "placeholder",
-        "redacted",
-        "<",
-        ">",
-        "${",
-        "{{",
-        "$(",
-        "%(",
-        "os.environ",
-        "getenv",
-    ];
-    // Markers a long random token may contain by chance (`xXxx`, `duMmY`): matched in one
-    // case only, and not at all once a checksum or structure proved the token.
-    const WEAK: &[&str] = &[
-        "xxxx",
-        "XXXX",
-        "dummy",
-        "DUMMY",
-        "[password",
-        "password]",
-        "insert",
-        "INSERT",
-        "replace",
-        "REPLACE",
-        "123456789",
-        "abcdefghij",
-        "ABCDEFGHIJ",
-        "qwertyuiop",
-        "*****",
-        "....",
-    ];
-    const WHOLE: &[&str] = &[
-        "password",
-        "passw0rd",
-        "secret",
-        "token",
-        "admin",
-        "root",
-        "none",
-        "null",
-        "true",
-        "false",
-        "undefined",
-        "string",
-        "default",
-        "pass",
-        "test",
-        "testing",
-    ];
-    // Words that name the value instead of being it: `pypi-token`, `my_secret_key`.
-    const NAMING_WORDS: &[&str] = &["token", "password", "passwd", "secret", "key", "pass", "api"];
-    if DOCUMENTED_KEYS.iter().any(|k| k.as_bytes() == secret) {
-        return true;
-    }
-    let lower = secret.to_ascii_lowercase();
-    let Ok(lower) = std::str::from_utf8(&lower) else {
-        return false;
-    };
-    if STRONG.iter().any(|m| lower.contains(m)) {
-        return true;
-    }
-    if proven {
-        return false;
-    }
-    let text = String::from_utf8_lossy(secret);
-    if WEAK.iter().any(|m| text.contains(m)) || WHOLE.contains(&lower) {
-        return true;
-    }
-    let only_words = secret.iter().all(|&b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
-    if only_words && NAMING_WORDS.iter().any(|w| lower.contains(w)) {
-        return true;
-    }
-    // Runs of one character dominate placeholder values (`0000…`, `aaaa…`).
-    let distinct = {
-        let mut seen = [false; 256];
-        secret
-            .iter()
-            .filter(|&&b| !std::mem::replace(&mut seen[b as usize], true))
-            .count()
-    };
-    secret.len() >= 8 && distinct <= 3
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_are_recognised() {
-        for p in [
-            "AKIAIOSFODNN7EXAMPLE",
-            "xxxxxxxxxxxxxxxx",
-            "<your-token>",
-            "${GITHUB_TOKEN}",
-            "changeme",
-            "00000000000",
-        ] {
-            assert!(is_placeholder(p.as_bytes(), false), "{p}");
-        }
-        assert!(!is_placeholder(b"ghp_Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa1b2c3d", false));
-        // Weak markers match in one case only: random mixed-case bodies do not trip them.
-        assert!(!is_placeholder(b"sk_live_4fQ9zduMmYm2LxXxxOT8pR7vWb3nK", false));
-        assert!(is_placeholder(b"sk_live_4fQ9zdummy2LxXxxOT8pR7vWb3nK", false));
-        // A proven token that happens to contain a weak marker is still a token.
-        assert!(!is_placeholder(b"ghp_4fQ9zdummy2LxXxxOT8pR7vWb3nK", true));
-    }
 
     #[test]
     fn line_and_column_count_from_window_and_line_start() {
