@@ -40,6 +40,8 @@ pub fn check(args: &RulesArgs) -> Result<i32> {
     }
     let engine = engine(rules.clone(), true)?;
     let mut scanner = engine.blob_scanner()?;
+    // Each rule must find its own examples, even where a more specific rule also does.
+    scanner.report_every_rule();
     for rule in rules.rules() {
         let s = &rule.syntax;
         let at = format!("{}: rule {:?}", rule.source.display(), s.id);

@@ -512,3 +512,19 @@ fn findings_over_the_per_file_cap_are_counted_and_warned() {
     assert!(stderr.contains("5 over the per-file cap"), "{stderr}");
     assert!(stderr.contains("warning: findings_capped"), "{stderr}");
 }
+
+#[test]
+fn one_secret_at_one_place_is_one_finding_even_when_two_rules_match() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let body = s.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", 120);
+    let token = format!("pypi-AgEIcHlwaS5vcmc{body}");
+    write(
+        dir.path(),
+        ".pypirc",
+        &format!("[distutils]\nindex-servers =\n    pypi\n\n[pypi]\nusername = __token__\npassword = {token}\n"),
+    );
+    let (_, findings) = scan_jsonl(&[dir.path().as_os_str()]);
+    assert_eq!(rule_ids(&findings), vec!["pypi.upload-token"], "{findings:#?}");
+    assert_eq!(findings[0]["secret"], token.as_str());
+}

@@ -6,6 +6,11 @@ const DOCUMENTED_KEYS: &[&str] = &[
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     // The example bot token of Slack's OAuth documentation, copied into many test suites.
     "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+    // RFC 7617's example (`Aladdin:open sesame`).
+    "QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+    // RFC 6749's example client credentials (`s6BhdRkqt3:gX1fBat3bV`), in clear and in Basic form.
+    "gX1fBat3bV",
+    "czZCaGRSa3F0MzpnWDFmQmF0M2JW",
     // The JWT introduction's example token (HS256, "John Doe").
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
 ];
@@ -91,7 +96,9 @@ pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
     if WEAK.iter().any(|m| text.contains(m)) || WHOLE.contains(&lower) {
         return true;
     }
-    let only_words = secret.iter().all(|&b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
+    let only_words = secret
+        .iter()
+        .all(|&b| b.is_ascii_alphabetic() || b == b'-' || b == b'_');
     if only_words && NAMING_WORDS.iter().any(|w| lower.contains(w)) {
         return true;
     }

@@ -127,6 +127,12 @@ pub struct BlobScanner {
 }
 
 impl BlobScanner {
+    /// Report a byte range once per rule that confirms it, instead of once (see
+    /// [`validate::Validator::set_dedup_across_rules`]).
+    pub fn report_every_rule(&mut self) {
+        self.validator.set_dedup_across_rules(false);
+    }
+
     /// All confirmed findings in `bytes`, in order of position.
     pub fn scan(&mut self, bytes: &[u8], provenance: Provenance) -> Result<Vec<Finding>, Error> {
         let windows = self.scanner.scan(bytes)?;

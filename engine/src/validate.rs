@@ -65,6 +65,7 @@ pub struct CandidateBatch {
 /// Confirms candidates against rules.
 pub struct Validator {
     rules: Arc<RuleSet>,
+    dedup_across_rules: bool,
 }
 
 /// Longest snippet kept, in bytes on each side of the secret.
@@ -73,7 +74,16 @@ const SNIPPET_CONTEXT: usize = 60;
 impl Validator {
     /// A validator over a rule set.
     pub fn new(rules: Arc<RuleSet>) -> Self {
-        Validator { rules }
+        Validator {
+            rules,
+            dedup_across_rules: true,
+        }
+    }
+
+    /// Whether a byte range confirmed by several rules is reported once (the default) or
+    /// once per rule (what `rules check` needs to see every rule's own examples).
+    pub fn set_dedup_across_rules(&mut self, on: bool) {
+        self.dedup_across_rules = on;
     }
 
     /// Confirms every window of a batch; findings in blob order, each place once.
@@ -83,7 +93,9 @@ impl Validator {
         for window in &batch.windows {
             self.confirm_window(window, &batch.provenance, &mut seen, &mut findings);
         }
-        findings.sort_by(|a, b| (a.location.offset, &a.rule.id).cmp(&(b.location.offset, &b.rule.id)));
+        if self.dedup_across_rules {
+            dedup_across_rules(&mut findings);
+        }
         findings
     }
 
@@ -181,6 +193,19 @@ impl Validator {
             });
         }
     }
+}
+
+/// One report per secret per place: when several rules confirm the same byte range (a
+/// provider token inside a `.pypirc` password slot), the most confident, validated,
+/// first-listed rule keeps it.
+fn dedup_across_rules(findings: &mut Vec<Finding>) {
+    let rank = |f: &Finding| (std::cmp::Reverse(f.confidence), f.validation.status == "unchecked");
+    findings.sort_by(|a, b| {
+        (a.location.offset, a.location.end, rank(a)).cmp(&(b.location.offset, b.location.end, rank(b)))
+    });
+    findings.dedup_by(|later, kept| {
+        later.location.offset == kept.location.offset && later.location.end == kept.location.end
+    });
 }
 
 fn line_and_column(window: &ShippedWindow, pos: usize) -> (u64, u64) {
