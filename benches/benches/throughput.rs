@@ -40,8 +40,11 @@ packages = ["client"]
 password_file = "/etc/client/password"
 # Settings: see docs/configuration.md for every key and its default value.
 "#;
+    // A checksum-valid GitHub token built at run time, and an AWS key id, every ~64 KiB.
+    let random = "q8Zr2LmW5vXc9TbN4kPd7HsJ3fGa6Y";
+    let checksum = keysweep::checks::base62(u64::from(crc32fast::hash(random.as_bytes())), 6);
     let secret_line =
-        "GITHUB_TOKEN = \"ghp_q8Zr2LmW5vXc9TbN4kPd7HsJ3fGa6Y2bW0vZ\"\nAWS_ACCESS_KEY_ID = \"AKIA2E0A8F3B244C9986\"\n";
+        format!("GITHUB_TOKEN = \"ghp_{random}{checksum}\"\nAWS_ACCESS_KEY_ID = \"AKIA2E0A8F3B7K4C9QZ6\"\n");
     let mut out = Vec::with_capacity(9 << 20);
     let mut i = 0;
     while out.len() < 8 << 20 {
@@ -72,7 +75,13 @@ fn throughput(c: &mut Criterion) {
     let found = scanner.scan(&corpus, Provenance::file("bench")).expect("scan");
     assert!(
         found.iter().any(|f| f.rule.id == "github.pat.classic"),
-        "planted token not found"
+        "planted token not found among {} findings: {:?}",
+        found.len(),
+        found
+            .iter()
+            .take(5)
+            .map(|f| (&f.rule.id, &f.secret))
+            .collect::<Vec<_>>()
     );
     group.bench_function(
         BenchmarkId::new("engine", format!("{}-rules", engine.rules().len())),
