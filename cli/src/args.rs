@@ -123,6 +123,16 @@ pub struct ScanArgs {
     #[arg(long, help_heading = "Input")]
     pub no_mmap: bool,
 
+    /// Do not open archives or compressed files: scan their bytes as they are.
+    #[arg(long, help_heading = "Archives")]
+    pub no_archives: bool,
+    /// Open archives nested up to N deep (a wheel in an sdist is depth 2).
+    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "Archives")]
+    pub max_depth: u32,
+    /// Stop unpacking a file after SIZE decompressed bytes (K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8G", help_heading = "Archives")]
+    pub max_unpacked_bytes: u64,
+
     #[command(flatten)]
     pub rules: RulesArgs,
     /// Report findings at this confidence or above.

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use keysweep::enumerate::Filters;
 use keysweep::load::LoadPolicy;
 use keysweep::sink::{JsonLinesSink, JsonSink, PrettySink, SarifSink};
+use keysweep::unpack::Budget;
 use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
 
 use crate::args::{ColorChoice, ConfidenceArg, Format, ScanArgs};
@@ -120,6 +121,11 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
             ConfidenceArg::Medium => Confidence::Medium,
             ConfidenceArg::High => Confidence::High,
         },
+        archives: (!args.no_archives).then(|| Budget {
+            max_depth: args.max_depth,
+            max_unpacked_bytes: args.max_unpacked_bytes,
+            ..Budget::default()
+        }),
         max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
     };
     let (out, to_terminal): (Box<dyn Write>, bool) = match &args.output {
@@ -187,6 +193,16 @@ fn summary_text(s: &Summary) -> String {
     }
     for (kind, n) in &s.warnings {
         text.push_str(&format!("  {n:>6}  warning: {kind}\n"));
+    }
+    if s.archives_opened > 0 || s.budget_hits > 0 || s.corrupt_inputs > 0 {
+        text.push_str(&format!(
+            "  archives: {} opened, {} members scanned, {:.1} MB unpacked, {} budget hits, {} corrupt\n",
+            s.archives_opened,
+            s.members_scanned,
+            s.bytes_unpacked as f64 / 1e6,
+            s.budget_hits,
+            s.corrupt_inputs
+        ));
     }
     if s.files_filtered > 0 || s.symlinks_skipped > 0 {
         text.push_str(&format!(

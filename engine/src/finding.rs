@@ -70,6 +70,9 @@ pub struct Finding {
     pub validation: Validation,
     /// Where it is.
     pub location: Location,
+    /// The release (wheel, sdist, egg) it was found in, when the path names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<crate::package::Package>,
     /// The line around the secret (trimmed; long secrets shortened; masked when redacted).
     pub snippet: String,
     /// Byte range of the (possibly shortened) secret in `snippet`.

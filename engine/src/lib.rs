@@ -28,6 +28,7 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod sink;
+pub mod unpack;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -141,7 +142,7 @@ impl BlobScanner {
         }
         let provenance = Arc::new(provenance);
         let mut findings = Vec::new();
-        pipeline::ship(bytes, windows, &mut |windows| {
+        pipeline::ship(bytes, pipeline::Base::START, windows, &mut |windows| {
             let batch = validate::CandidateBatch {
                 provenance: Arc::clone(&provenance),
                 windows,

@@ -3,7 +3,7 @@
 //! so memory is a budget, not luck.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Seek};
+use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::load::{open, LoadPolicy, Loaded};
 use crate::report::{Sink, Summary, Warning, WarningKind};
 use crate::rules::Confidence;
 use crate::scan::{Scanner, Window};
+use crate::unpack::{sniff, Budget, Format, UnpackStats, Unpacker, Visitor};
 use crate::validate::{CandidateBatch, Provenance, ShippedWindow, Validator};
 use crate::{Engine, Error};
 
@@ -31,6 +32,8 @@ pub struct ScanOptions {
     pub load: LoadPolicy,
     /// Findings below this confidence are counted, not reported.
     pub min_confidence: Confidence,
+    /// Open archives and compressed streams, under this budget; `None` scans them raw.
+    pub archives: Option<Budget>,
     /// Findings of one rule reported per file before the rest are only counted (with a
     /// warning): a generated or hostile file must not turn the report into gigabytes.
     pub max_findings_per_file_and_rule: Option<u64>,
@@ -43,6 +46,7 @@ impl Default for ScanOptions {
             filters: Filters::default(),
             load: LoadPolicy::default(),
             min_confidence: Confidence::Medium,
+            archives: Some(Budget::default()),
             max_findings_per_file_and_rule: Some(1000),
         }
     }
@@ -52,6 +56,7 @@ enum Event {
     Findings(Vec<Finding>),
     Warning(Warning),
     Scanned { bytes: u64 },
+    Unpacked(UnpackStats),
     Filtered,
     SymlinkSkipped,
 }
@@ -83,93 +88,66 @@ impl Batcher<'_> {
     }
 }
 
+/// Where a buffer sits in its blob: the offset of its first byte, and the line (1-based)
+/// and line-start offset at that byte.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Base {
+    pub offset: u64,
+    pub line: u64,
+    pub line_start: u64,
+}
+
+impl Base {
+    /// The start of a blob.
+    pub const START: Base = Base {
+        offset: 0,
+        line: 1,
+        line_start: 0,
+    };
+
+    /// The position after `bytes`, which follow this one.
+    fn advanced(self, bytes: &[u8]) -> Base {
+        let line = self.line + memchr::memchr_iter(b'\n', bytes).count() as u64;
+        let line_start = memchr::memrchr(b'\n', bytes).map_or(self.line_start, |nl| self.offset + nl as u64 + 1);
+        Base {
+            offset: self.offset + bytes.len() as u64,
+            line,
+            line_start,
+        }
+    }
+}
+
 /// Copies each window out of `data` (plus one byte of leading context), numbers its lines,
-/// and emits them in bounded batches.
-pub(crate) fn ship(data: &[u8], mut windows: Vec<Window>, emit: &mut dyn FnMut(Vec<ShippedWindow>)) {
+/// and emits them in bounded batches. `data` starts at `base` in its blob; windows carry
+/// blob offsets and must lie inside `data` (one byte before it may be missing).
+pub(crate) fn ship(data: &[u8], base: Base, mut windows: Vec<Window>, emit: &mut dyn FnMut(Vec<ShippedWindow>)) {
     windows.sort_unstable_by_key(|w| (w.start, w.rule));
     let mut batcher = Batcher {
         pending: Vec::new(),
         bytes: 0,
         emit,
     };
-    let (mut line, mut line_start, mut counted_to) = (1u64, 0u64, 0usize);
+    let mut at = base;
     for w in windows {
-        let start = (w.start as usize).min(data.len());
-        let end = (w.end as usize).min(data.len());
+        let rel = |off: u64| (off.saturating_sub(base.offset) as usize).min(data.len());
+        let (start, end) = (rel(w.start), rel(w.end));
         // Windows arrive sorted by start: count newlines once, incrementally.
-        let region = &data[counted_to..start];
-        line += memchr::memchr_iter(b'\n', region).count() as u64;
-        if let Some(nl) = memchr::memrchr(b'\n', region) {
-            line_start = (counted_to + nl + 1) as u64;
+        let counted = rel(at.offset);
+        if start > counted {
+            at = at.advanced(&data[counted..start]);
         }
-        counted_to = start;
         let lead = usize::from(start > 0);
         batcher.push(ShippedWindow {
             rule: w.rule,
-            start: start as u64,
+            start: base.offset + start as u64,
             lead,
             bytes: data[start - lead..end].to_vec(),
             cut_at_end: w.cut_at_end,
-            line_at_start: line,
-            line_start_offset: line_start,
+            line_at_start: at.line,
+            line_start_offset: at.line_start,
         });
     }
     batcher.flush();
-}
-
-/// Re-reads a streamed file once, sequentially, to number lines, and copies out its windows
-/// in bounded batches. A read error ends the pass: the windows read so far are kept.
-fn ship_from_file(
-    file: &mut std::fs::File,
-    mut windows: Vec<Window>,
-    emit: &mut dyn FnMut(Vec<ShippedWindow>),
-) -> std::io::Result<()> {
-    windows.sort_unstable_by_key(|w| (w.start, w.rule));
-    let mut batcher = Batcher {
-        pending: Vec::new(),
-        bytes: 0,
-        emit,
-    };
-    let result = (|| {
-        file.rewind()?;
-        let mut reader = BufReader::with_capacity(1 << 20, &mut *file);
-        let (mut pos, mut line, mut line_start) = (0u64, 1u64, 0u64);
-        for w in windows {
-            while pos < w.start {
-                let chunk = reader.fill_buf()?;
-                if chunk.is_empty() {
-                    break;
-                }
-                let part = &chunk[..chunk.len().min((w.start - pos) as usize)];
-                line += memchr::memchr_iter(b'\n', part).count() as u64;
-                if let Some(nl) = memchr::memrchr(b'\n', part) {
-                    line_start = pos + nl as u64 + 1;
-                }
-                let taken = part.len();
-                reader.consume(taken);
-                pos += taken as u64;
-            }
-            let lead = usize::from(w.start > 0);
-            let from = w.start - lead as u64;
-            let mut bytes = vec![0u8; (w.end - from) as usize];
-            let n = read_at_most(reader.get_ref(), &mut bytes, from)?;
-            bytes.truncate(n);
-            if n > lead {
-                batcher.push(ShippedWindow {
-                    rule: w.rule,
-                    start: w.start,
-                    lead,
-                    bytes,
-                    cut_at_end: w.cut_at_end,
-                    line_at_start: line,
-                    line_start_offset: line_start,
-                });
-            }
-        }
-        Ok(())
-    })();
-    batcher.flush();
-    result
 }
 
 fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
@@ -186,24 +164,138 @@ fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::R
     Ok(done)
 }
 
-/// Fills `buf` with up to `chunk` bytes; `Ok(false)` at the end of the file.
-fn read_chunk(file: &mut std::fs::File, buf: &mut Vec<u8>, chunk: usize) -> std::io::Result<bool> {
-    buf.resize(chunk, 0);
+/// Bytes of a streamed member held back for windows that reach before a chunk.
+const STREAM_KEEP: u64 = crate::rules::MAX_WINDOW as u64 + 1;
+/// Chunk size of streamed archive members.
+const MEMBER_CHUNK: usize = 1 << 20;
+
+/// Reads until `buf` is full or the reader ends; EINTR is retried.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
-    let outcome = loop {
-        if filled == chunk {
-            break Ok(true);
-        }
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break Ok(false),
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
+            Err(e) => return Err(e),
         }
-    };
-    // Whatever was read before an error is scanned; never the zero padding.
-    buf.truncate(filled);
-    outcome
+    }
+    Ok(filled)
+}
+
+/// Scans a reader of unknown length through Hyperscan's streaming mode, cutting windows
+/// while the bytes are at hand: memory stays at a chunk plus the context windows need,
+/// however long the stream. Returns the bytes read; a read error ends the stream (what was
+/// read is scanned) and is returned after shipping.
+fn scan_reader(
+    scanner: &mut Scanner,
+    reader: &mut dyn Read,
+    chunk: usize,
+    emit: &mut dyn FnMut(Vec<ShippedWindow>),
+) -> Result<u64, Error> {
+    let sizes = scanner.window_sizes();
+    let size = |rule: u32| sizes.get(rule as usize).copied().unwrap_or((0, 0));
+    let mut held: Vec<u8> = Vec::new();
+    let mut base = Base::START;
+    let mut pending: Vec<(u32, u64)> = Vec::new();
+    let mut read_error = None;
+    let total = scanner.scan_chunks(
+        |buf| {
+            buf.resize(chunk, 0);
+            match read_full(reader, buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    n == chunk
+                }
+                Err(e) => {
+                    buf.clear();
+                    read_error = Some(e);
+                    false
+                }
+            }
+        },
+        |data, _start, triggers| {
+            let last = data.is_empty();
+            held.extend_from_slice(data);
+            pending.extend_from_slice(triggers);
+            let held_end = base.offset + held.len() as u64;
+            let (ready, waiting): (Vec<_>, Vec<_>) = pending
+                .drain(..)
+                .partition(|&(rule, end)| last || end + size(rule).1 <= held_end);
+            pending = waiting;
+            if !ready.is_empty() {
+                let windows = crate::scan::windows_for(&sizes, &ready, held_end);
+                ship(&held, base, windows, emit);
+            }
+            // Keep what later windows may reach back into; count the lines of what goes.
+            let keep_from = pending
+                .iter()
+                .map(|&(rule, end)| end.saturating_sub(size(rule).0 + 1))
+                .chain(std::iter::once(held_end.saturating_sub(STREAM_KEEP)))
+                .min()
+                .unwrap_or(held_end)
+                .max(base.offset);
+            let drop = (keep_from - base.offset) as usize;
+            if drop > 0 {
+                base = base.advanced(&held[..drop]);
+                held.drain(..drop);
+            }
+        },
+    )?;
+    match read_error {
+        Some(e) => Err(Error::Read(e)),
+        None => Ok(total),
+    }
+}
+
+/// What a worker hands the unpacker: scanning of members, and warnings.
+struct MemberScanner<'a> {
+    scanner: &'a mut Scanner,
+    events: &'a Sender<Event>,
+    batches: &'a Sender<CandidateBatch>,
+}
+
+/// Sends a blob's windows to the validators, batch by batch, under its provenance.
+fn emitter<'a>(batches: &'a Sender<CandidateBatch>, provenance: &Provenance) -> impl FnMut(Vec<ShippedWindow>) + 'a {
+    let provenance = Arc::new(provenance.clone());
+    move |windows| {
+        let _ = batches.send(CandidateBatch {
+            provenance: Arc::clone(&provenance),
+            windows,
+        });
+    }
+}
+
+impl Visitor for MemberScanner<'_> {
+    fn blob(&mut self, provenance: &Provenance, data: &[u8]) {
+        match self.scanner.scan(data) {
+            Ok(windows) if windows.is_empty() => {}
+            Ok(windows) => ship(data, Base::START, windows, &mut emitter(self.batches, provenance)),
+            Err(e) => self.warn(provenance, WarningKind::Unreadable, e.to_string()),
+        }
+    }
+
+    fn stream(&mut self, provenance: &Provenance, reader: &mut dyn Read) -> std::io::Result<u64> {
+        scan_reader(
+            self.scanner,
+            reader,
+            MEMBER_CHUNK,
+            &mut emitter(self.batches, provenance),
+        )
+        .map_err(|e| match e {
+            Error::Read(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        })
+    }
+
+    fn warn(&mut self, provenance: &Provenance, kind: WarningKind, message: String) {
+        let mut path = provenance.path.clone();
+        for m in &provenance.members {
+            path.push('!');
+            path.push_str(m);
+        }
+        let _ = self.events.send(Event::Warning(Warning { kind, path, message }));
+    }
 }
 
 /// One scan worker: its scanner (with its scratch) and its reused read buffer.
@@ -211,6 +303,7 @@ struct Worker {
     scanner: Scanner,
     buf: Vec<u8>,
     load: LoadPolicy,
+    archives: Option<Budget>,
 }
 
 impl Worker {
@@ -222,14 +315,22 @@ impl Worker {
             Ok(x) => x,
             Err(e) => return warn(io_warning(&job.path, &e)),
         };
-        let provenance = Arc::new(Provenance::file(crate::enumerate::display(&job.path)));
-        let mut emit = |windows: Vec<ShippedWindow>| {
-            let _ = batches.send(CandidateBatch {
-                provenance: Arc::clone(&provenance),
-                windows,
-            });
+        let provenance = Provenance::file(crate::enumerate::display(&job.path));
+        let mut members = MemberScanner {
+            scanner: &mut self.scanner,
+            events,
+            batches,
         };
-        let result = match loaded {
+        let mut stats = UnpackStats::default();
+        let mut unpack = |data: &[u8], members: &mut MemberScanner<'_>| match self.archives {
+            Some(budget) => {
+                let mut unpacker = Unpacker::new(budget, members);
+                unpacker.blob(data, &provenance, 0);
+                stats = unpacker.stats;
+            }
+            None => members.blob(&provenance, data),
+        };
+        let result: Result<u64, Error> = match loaded {
             Loaded::Buffered => {
                 let len = self.buf.len() as u64;
                 if len != listed_len {
@@ -239,49 +340,63 @@ impl Worker {
                         format!("size changed from {listed_len} to {len} bytes while opening; scanned {len}"),
                     ));
                 }
-                self.scanner.scan(&self.buf).map(|w| {
-                    ship(&self.buf, w, &mut emit);
-                    len
-                })
+                unpack(&self.buf, &mut members);
+                Ok(len)
             }
-            Loaded::Mapped(map) => self.scanner.scan(&map).map(|w| {
-                ship(&map, w, &mut emit);
-                map.len() as u64
-            }),
+            Loaded::Mapped(map) => {
+                unpack(&map, &mut members);
+                Ok(map.len() as u64)
+            }
             Loaded::Streamed(mut file) => {
-                let chunk = self.load.chunk;
-                let mut read_error = None;
-                let scanned = self.scanner.scan_stream(|buf| {
-                    read_chunk(&mut file, buf, chunk).or_else(|e| {
-                        read_error = Some(e);
-                        Ok(false)
-                    })
-                });
-                if let Some(e) = read_error {
-                    let total = scanned.as_ref().map_or(0, |(_, total)| *total);
-                    warn(warning(
-                        WarningKind::Unreadable,
-                        &job.path,
-                        format!("read failed after {total} bytes ({e}); scanned what was read"),
-                    ));
-                }
-                scanned.map(|(windows, total)| {
-                    if !windows.is_empty() {
-                        if let Err(e) = ship_from_file(&mut file, windows, &mut emit) {
+                let mut head = vec![0u8; crate::unpack::SNIFF_LEN];
+                let n = read_at_most(&file, &mut head, 0).unwrap_or(0);
+                let format = sniff(&head[..n]);
+                match (self.archives, format) {
+                    (Some(_), Format::Zip) => {
+                        // Zip needs random access: map it, however large.
+                        // SAFETY: as in `load::open`, read-only and private to this worker.
+                        match unsafe { memmap2::Mmap::map(&file) } {
+                            Ok(map) => {
+                                unpack(&map, &mut members);
+                                Ok(map.len() as u64)
+                            }
+                            Err(e) => Err(Error::Read(e)),
+                        }
+                    }
+                    (Some(budget), f) if f != Format::Plain => {
+                        let mut unpacker = Unpacker::new(budget, &mut members);
+                        unpacker.top_reader(f, Box::new(BufReader::new(&mut file)), listed_len, &provenance);
+                        stats = unpacker.stats;
+                        Ok(listed_len)
+                    }
+                    _ => {
+                        let mut emit = emitter(batches, &provenance);
+                        let outcome = scan_reader(
+                            members.scanner,
+                            &mut BufReader::new(&mut file),
+                            self.load.chunk,
+                            &mut emit,
+                        );
+                        if let Err(Error::Read(e)) = &outcome {
                             warn(warning(
                                 WarningKind::Unreadable,
                                 &job.path,
-                                format!("reading candidates back failed ({e}); later candidates were lost"),
+                                format!("read failed ({e}); scanned what was read"),
                             ));
+                            Ok(listed_len)
+                        } else {
+                            outcome
                         }
                     }
-                    total
-                })
+                }
             }
         };
         match result {
             Ok(bytes) => {
                 let _ = events.send(Event::Scanned { bytes });
+                if stats.archives > 0 || stats.budget_hits > 0 || stats.corrupt > 0 {
+                    let _ = events.send(Event::Unpacked(stats));
+                }
             }
             Err(e) => warn(warning(WarningKind::Unreadable, &job.path, e.to_string())),
         }
@@ -314,6 +429,7 @@ pub(crate) fn run(
             scanner: Scanner::new(Arc::clone(&engine.db))?,
             buf: Vec::new(),
             load: options.load,
+            archives: options.archives,
         });
     }
 
@@ -460,6 +576,13 @@ impl Reporter<'_> {
             Event::Scanned { bytes } => {
                 summary.files_scanned += 1;
                 summary.bytes_scanned += bytes;
+            }
+            Event::Unpacked(stats) => {
+                summary.archives_opened += stats.archives;
+                summary.members_scanned += stats.members;
+                summary.bytes_unpacked += stats.bytes_unpacked;
+                summary.budget_hits += stats.budget_hits;
+                summary.corrupt_inputs += stats.corrupt;
             }
             Event::Filtered => summary.files_filtered += 1,
             Event::SymlinkSkipped => summary.symlinks_skipped += 1,

@@ -33,6 +33,10 @@ pub enum WarningKind {
     NotFound,
     /// Too many findings of one rule in one file: the rest are counted, not reported.
     FindingsCapped,
+    /// A corrupt or truncated archive or member: what was readable was scanned.
+    CorruptArchive,
+    /// An unpacking budget (depth, size, entries, ratio, overlap) was hit: the rest skipped.
+    BudgetExceeded,
 }
 
 impl WarningKind {
@@ -49,6 +53,8 @@ impl WarningKind {
             WarningKind::Walk => "walk",
             WarningKind::NotFound => "not_found",
             WarningKind::FindingsCapped => "findings_capped",
+            WarningKind::CorruptArchive => "corrupt_archive",
+            WarningKind::BudgetExceeded => "budget_exceeded",
         }
     }
 }
@@ -84,6 +90,16 @@ pub struct Summary {
     pub findings_below_threshold: u64,
     /// Confirmed findings over the per-file, per-rule cap (counted, not reported).
     pub findings_over_cap: u64,
+    /// Containers opened (archives and compressed streams, nested ones included).
+    pub archives_opened: u64,
+    /// Archive members scanned.
+    pub members_scanned: u64,
+    /// Bytes decompressed or read out of archives.
+    pub bytes_unpacked: u64,
+    /// Unpacking budgets hit.
+    pub budget_hits: u64,
+    /// Corrupt or truncated archives and members.
+    pub corrupt_inputs: u64,
     /// Findings reported, per rule id.
     pub findings_per_rule: BTreeMap<String, u64>,
     /// Warnings, per kind.

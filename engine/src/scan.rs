@@ -238,6 +238,67 @@ impl Scanner {
         Ok(self.collector.finish(data.len() as u64))
     }
 
+    /// Scans chunks as one stream, handing each chunk back with the triggers (rule, absolute
+    /// end offset) reported while scanning it, so the caller can cut windows while the
+    /// bytes are still at hand. Triggers reported at the stream's close come with an empty
+    /// chunk. `next_chunk` fills the buffer and returns false at the end (or on error).
+    pub fn scan_chunks(
+        &mut self,
+        mut next_chunk: impl FnMut(&mut Vec<u8>) -> bool,
+        mut on_chunk: impl FnMut(&[u8], u64, &[(u32, u64)]),
+    ) -> Result<u64, ScanError> {
+        let db = self.db.streaming()?;
+        if self.stream_scratch.is_none() {
+            self.stream_scratch = Some(db.alloc_scratch().map_err(hs_err)?);
+        }
+        let scratch = self
+            .stream_scratch
+            .as_ref()
+            .ok_or_else(|| hs_err("no stream scratch"))?;
+        let stream = db.open_stream().map_err(hs_err)?;
+        let mut buf = Vec::new();
+        let mut triggers = Vec::new();
+        let mut total = 0u64;
+        loop {
+            buf.clear();
+            triggers.clear();
+            let more = next_chunk(&mut buf);
+            stream
+                .scan(&buf, scratch, |id: u32, _from: u64, to: u64, _flags: u32| {
+                    triggers.push((id, to));
+                    Matching::Continue
+                })
+                .map_err(hs_err)?;
+            on_chunk(&buf, total, &triggers);
+            total += buf.len() as u64;
+            if !more {
+                break;
+            }
+        }
+        triggers.clear();
+        stream
+            .close(scratch, |id: u32, _from: u64, to: u64, _flags: u32| {
+                triggers.push((id, to));
+                Matching::Continue
+            })
+            .map_err(hs_err)?;
+        on_chunk(&[], total, &triggers);
+        Ok(total)
+    }
+
+    /// The window span `(before, after)` of a rule.
+    pub fn window_of(&self, rule: u32) -> (u64, u64) {
+        self.db
+            .windows
+            .get(rule as usize)
+            .map_or((0, 0), |w| (w.before, w.after))
+    }
+
+    /// Every rule's window span `(before, after)`, indexed by rule.
+    pub fn window_sizes(&self) -> Vec<(u64, u64)> {
+        self.db.windows.iter().map(|w| (w.before, w.after)).collect()
+    }
+
     /// Scans a sequence of chunks as one stream (Hyperscan streaming mode): matches across
     /// chunk boundaries are found. `next_chunk` fills the buffer and returns false at the end.
     pub fn scan_stream(
@@ -281,6 +342,19 @@ impl Scanner {
             .map_err(hs_err)?;
         Ok((self.collector.finish(total), total))
     }
+}
+
+/// Merged windows for a set of triggers (rule, end offset), clamped to `len` bytes.
+pub fn windows_for(sizes: &[(u64, u64)], triggers: &[(u32, u64)], len: u64) -> Vec<Window> {
+    let sizes: Vec<RuleWindow> = sizes
+        .iter()
+        .map(|&(before, after)| RuleWindow { before, after })
+        .collect();
+    let mut collector = WindowCollector::new(&sizes);
+    for &(rule, end) in triggers {
+        collector.push(rule, end);
+    }
+    collector.finish(len)
 }
 
 /// Turns trigger end offsets into merged per-rule windows.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::allowlist::is_placeholder;
 use crate::checks::{check, CheckOutcome};
 use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
+use crate::package::{parse_filename, Package};
 use crate::rules::RuleSet;
 
 /// A candidate window shipped from a scan worker: a copy of the bytes, so the worker can
@@ -41,15 +42,31 @@ pub struct Provenance {
     pub members: Vec<String>,
     /// Decoders applied.
     pub decoders: Vec<String>,
+    /// The release the file is, when its name is a wheel, sdist or egg name.
+    pub package: Option<Package>,
 }
 
 impl Provenance {
-    /// A plain file.
+    /// A file on disk; a release file name (wheel, sdist, egg) sets the package.
     pub fn file(path: impl Into<String>) -> Self {
+        let path = path.into();
+        let package = path.rsplit('/').next().and_then(parse_filename);
         Provenance {
-            path: path.into(),
+            path,
+            package,
             ..Provenance::default()
         }
+    }
+
+    /// A member inside this blob. The package stays the outermost release file: the
+    /// artefact that was published (a vendored wheel inside an sdist is that sdist's).
+    pub fn child(&self, member: String) -> Self {
+        let mut child = self.clone();
+        if child.package.is_none() {
+            child.package = member.rsplit('/').next().and_then(parse_filename);
+        }
+        child.members.push(member);
+        child
     }
 }
 
@@ -188,6 +205,7 @@ impl Validator {
                 location,
                 snippet,
                 snippet_secret,
+                package: provenance.package.clone(),
                 entropy: (entropy * 1000.0).round() / 1000.0,
                 fingerprint,
             });

@@ -1,0 +1,390 @@
+//! Containers opened in memory, recursively, under budgets: the zip family (wheels, eggs,
+//! zip sdists, jars), tar, and gzip, bzip2, xz and zstd streams (`.tar.gz`, single `.gz`, …).
+//! Formats are sniffed from magic bytes, never from names. Nothing touches the disk.
+//!
+//! This module knows nothing of rules: it hands every member to a [`Visitor`], either whole
+//! (held in memory, at most [`Budget::member_buffer`] bytes) or as a stream.
+
+mod tarball;
+mod zipfile;
+
+use std::cell::Cell;
+use std::io::{self, Cursor, Read};
+use std::rc::Rc;
+
+use crate::report::WarningKind;
+use crate::validate::Provenance;
+
+/// A container format, from its magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Zip family: wheels, eggs, zip sdists, jars.
+    Zip,
+    /// POSIX/GNU tar.
+    Tar,
+    /// gzip stream.
+    Gzip,
+    /// bzip2 stream.
+    Bzip2,
+    /// xz stream.
+    Xz,
+    /// zstd frame.
+    Zstd,
+    /// Not a container: scanned as it is.
+    Plain,
+}
+
+/// Bytes needed to sniff every format (tar's magic sits at offset 257).
+pub const SNIFF_LEN: usize = 512;
+
+/// The format of a blob from its first bytes.
+pub fn sniff(head: &[u8]) -> Format {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Format::Zip
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Format::Gzip
+    } else if head.starts_with(b"BZh") && head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d)) {
+        Format::Bzip2
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Format::Xz
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Format::Zstd
+    } else if head.get(257..262) == Some(b"ustar") {
+        Format::Tar
+    } else {
+        Format::Plain
+    }
+}
+
+/// Limits per top-level file: what a hostile archive can cost before the rest is skipped.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Containers nested deeper than this are scanned as raw bytes, not opened.
+    pub max_depth: u32,
+    /// Total bytes decompressed from one top-level file.
+    pub max_unpacked_bytes: u64,
+    /// Members listed in one top-level file.
+    pub max_entries: u64,
+    /// A member may not expand more than this many times its compressed size (past 16 MiB).
+    pub max_ratio: u64,
+    /// Members up to this size are held in memory (and opened if they are containers);
+    /// larger ones are scanned as a stream of chunks.
+    pub member_buffer: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_depth: 8,
+            max_unpacked_bytes: 8 << 30,
+            max_entries: 200_000,
+            max_ratio: 1000,
+            member_buffer: 32 << 20,
+        }
+    }
+}
+
+/// Counters of one top-level file's unpacking.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnpackStats {
+    /// Containers opened.
+    pub archives: u64,
+    /// Members handed to the visitor.
+    pub members: u64,
+    /// Bytes decompressed (stored members count too).
+    pub bytes_unpacked: u64,
+    /// Budgets hit.
+    pub budget_hits: u64,
+    /// Corrupt or truncated containers.
+    pub corrupt: u64,
+}
+
+/// Receives what unpacking finds.
+pub trait Visitor {
+    /// A blob held in memory: a plain file, or a member that is not a container.
+    fn blob(&mut self, provenance: &Provenance, data: &[u8]);
+    /// A member too large to hold: its bytes as a stream. Returns the bytes read.
+    fn stream(&mut self, provenance: &Provenance, reader: &mut dyn Read) -> io::Result<u64>;
+    /// Something was skipped or only partly read.
+    fn warn(&mut self, provenance: &Provenance, kind: WarningKind, message: String);
+}
+
+/// Opens containers recursively for one top-level file.
+pub struct Unpacker<'v> {
+    budget: Budget,
+    unpacked: Rc<Cell<u64>>,
+    entries: u64,
+    visitor: &'v mut dyn Visitor,
+    /// Counters so far.
+    pub stats: UnpackStats,
+}
+
+/// Why a decompressing reader stopped early.
+#[derive(Debug)]
+struct BudgetExceeded(String);
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BudgetExceeded {}
+
+fn budget_error(err: &io::Error) -> Option<String> {
+    err.get_ref()
+        .and_then(|e| e.downcast_ref::<BudgetExceeded>())
+        .map(|b| b.0.clone())
+}
+
+/// Counts decompressed bytes against the file's budget and the member's ratio limit.
+struct Limited<R> {
+    inner: R,
+    unpacked: Rc<Cell<u64>>,
+    max_unpacked: u64,
+    produced: u64,
+    ratio_cap: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.produced += n as u64;
+        let total = self.unpacked.get() + n as u64;
+        self.unpacked.set(total);
+        if total > self.max_unpacked {
+            return Err(io::Error::other(BudgetExceeded(format!(
+                "more than {} bytes unpacked from this file",
+                self.max_unpacked
+            ))));
+        }
+        if self.produced > self.ratio_cap {
+            return Err(io::Error::other(BudgetExceeded(format!(
+                "expands past {} bytes, over the compression-ratio limit (a bomb?)",
+                self.ratio_cap
+            ))));
+        }
+        Ok(n)
+    }
+}
+
+impl<'v> Unpacker<'v> {
+    /// An unpacker for one top-level file.
+    pub fn new(budget: Budget, visitor: &'v mut dyn Visitor) -> Self {
+        Unpacker {
+            budget,
+            unpacked: Rc::new(Cell::new(0)),
+            entries: 0,
+            visitor,
+            stats: UnpackStats::default(),
+        }
+    }
+
+    fn limited<R: Read>(&self, inner: R, compressed_len: u64) -> Limited<R> {
+        Limited {
+            inner,
+            unpacked: Rc::clone(&self.unpacked),
+            max_unpacked: self.budget.max_unpacked_bytes,
+            produced: 0,
+            ratio_cap: compressed_len.saturating_mul(self.budget.max_ratio).max(16 << 20),
+        }
+    }
+
+    fn warn(&mut self, provenance: &Provenance, kind: WarningKind, message: String) {
+        match kind {
+            WarningKind::BudgetExceeded => self.stats.budget_hits += 1,
+            WarningKind::CorruptArchive => self.stats.corrupt += 1,
+            _ => {}
+        }
+        self.visitor.warn(provenance, kind, message);
+    }
+
+    /// Counts one more listed member; false once the entry budget is spent (warned once).
+    fn take_entry(&mut self, provenance: &Provenance) -> bool {
+        self.entries += 1;
+        if self.entries == self.budget.max_entries + 1 {
+            let max = self.budget.max_entries;
+            self.warn(
+                provenance,
+                WarningKind::BudgetExceeded,
+                format!("more than {max} members in this file: the rest are skipped"),
+            );
+        }
+        self.entries <= self.budget.max_entries
+    }
+
+    /// A blob in memory at nesting `depth`: opened if it is a container, else visited.
+    pub fn blob(&mut self, data: &[u8], provenance: &Provenance, depth: u32) {
+        let format = sniff(&data[..data.len().min(SNIFF_LEN)]);
+        if format == Format::Plain {
+            self.visit(provenance, data);
+            return;
+        }
+        if depth >= self.budget.max_depth {
+            let max = self.budget.max_depth;
+            self.warn(
+                provenance,
+                WarningKind::BudgetExceeded,
+                format!("containers nested deeper than {max}: scanned as raw bytes"),
+            );
+            self.visit(provenance, data);
+            return;
+        }
+        self.stats.archives += 1;
+        let compressed = data.len() as u64;
+        match format {
+            Format::Zip => zipfile::open(self, data, provenance, depth),
+            Format::Tar => tarball::open(self, &mut Cursor::new(data), provenance, depth),
+            _ => match decoder(format, Cursor::new(data)) {
+                Ok(reader) => self.compressed(reader, compressed, provenance, depth),
+                Err(e) => {
+                    self.warn(provenance, WarningKind::CorruptArchive, format!("{format:?}: {e}"));
+                    self.visit(provenance, data);
+                }
+            },
+        }
+    }
+
+    /// A top-level container read as a stream (too large to map): tar or a compressed stream.
+    pub fn top_reader(&mut self, format: Format, reader: Box<dyn Read + '_>, len: u64, provenance: &Provenance) {
+        self.stats.archives += 1;
+        match format {
+            Format::Tar => {
+                let mut reader = reader;
+                tarball::open(self, &mut reader, provenance, 0);
+            }
+            _ => match decoder(format, reader) {
+                Ok(reader) => self.compressed(reader, len, provenance, 0),
+                Err(e) => self.warn(provenance, WarningKind::CorruptArchive, format!("{format:?}: {e}")),
+            },
+        }
+    }
+
+    fn visit(&mut self, provenance: &Provenance, data: &[u8]) {
+        if !provenance.members.is_empty() {
+            self.stats.members += 1;
+        }
+        self.visitor.blob(provenance, data);
+    }
+
+    /// A single compressed stream: a tar inside is opened in place (`x.tar.gz!member`),
+    /// anything else is one member named after the file without its suffix.
+    fn compressed(&mut self, reader: Box<dyn Read + '_>, compressed_len: u64, provenance: &Provenance, depth: u32) {
+        let mut limited = self.limited(reader, compressed_len);
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        if let Err(e) = (&mut limited).take(SNIFF_LEN as u64).read_to_end(&mut head) {
+            self.read_failed(provenance, &e);
+        }
+        let is_tar = sniff(&head) == Format::Tar;
+        let mut rest = Cursor::new(head).chain(limited);
+        if is_tar {
+            tarball::open(self, &mut rest, provenance, depth);
+        } else {
+            let inner = provenance.child(inner_name(provenance));
+            self.member(&mut rest, &inner, depth + 1);
+        }
+    }
+
+    /// A member of unknown size: held if small enough (and opened if a container), else
+    /// streamed. Read errors keep what was read.
+    fn member(&mut self, reader: &mut dyn Read, provenance: &Provenance, depth: u32) {
+        if !self.take_entry(provenance) {
+            return;
+        }
+        let limit = self.budget.member_buffer;
+        let mut buf = Vec::new();
+        let outcome = reader.take(limit as u64 + 1).read_to_end(&mut buf);
+        self.stats.bytes_unpacked += buf.len() as u64;
+        if let Err(e) = outcome {
+            self.read_failed(provenance, &e);
+            self.visit(provenance, &buf);
+            return;
+        }
+        if buf.len() <= limit {
+            self.blob(&buf, provenance, depth);
+            return;
+        }
+        if sniff(&buf[..SNIFF_LEN.min(buf.len())]) != Format::Plain {
+            self.warn(
+                provenance,
+                WarningKind::BudgetExceeded,
+                format!("a container larger than {limit} bytes: scanned as a stream, not opened"),
+            );
+        }
+        self.stats.members += 1;
+        let mut chained = Cursor::new(buf).chain(reader);
+        match self.visitor.stream(provenance, &mut chained) {
+            Ok(n) => self.stats.bytes_unpacked += n.saturating_sub(limit as u64 + 1),
+            Err(e) => self.read_failed(provenance, &e),
+        }
+    }
+
+    fn read_failed(&mut self, provenance: &Provenance, err: &io::Error) {
+        match budget_error(err) {
+            Some(why) => self.warn(
+                provenance,
+                WarningKind::BudgetExceeded,
+                format!("{why}: the rest is skipped"),
+            ),
+            None => self.warn(
+                provenance,
+                WarningKind::CorruptArchive,
+                format!("read failed ({err}): scanned what was readable"),
+            ),
+        }
+    }
+}
+
+/// A decompressing reader for a stream format (multi-member streams read to the end).
+fn decoder<'a, R: Read + 'a>(format: Format, reader: R) -> io::Result<Box<dyn Read + 'a>> {
+    let reader = io::BufReader::with_capacity(64 * 1024, reader);
+    Ok(match format {
+        Format::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        Format::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(reader)),
+        Format::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(reader)),
+        Format::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+        Format::Zip | Format::Tar | Format::Plain => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a stream format"))
+        }
+    })
+}
+
+/// `notes.txt.gz` → `notes.txt`; a name without a known suffix gets `<decompressed>`.
+fn inner_name(provenance: &Provenance) -> String {
+    let last = provenance.members.last().unwrap_or(&provenance.path);
+    let file = last.rsplit('/').next().unwrap_or(last);
+    for suffix in [".gz", ".tgz", ".bz2", ".xz", ".zst", ".zstd"] {
+        if let Some(stem) = file.strip_suffix(suffix) {
+            if !stem.is_empty() {
+                return stem.to_owned();
+            }
+        }
+    }
+    "<decompressed>".to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_magic_bytes_not_names() {
+        assert_eq!(sniff(b"PK\x03\x04rest"), Format::Zip);
+        assert_eq!(sniff(&[0x1f, 0x8b, 8, 0]), Format::Gzip);
+        assert_eq!(sniff(b"BZh91AY"), Format::Bzip2);
+        assert_eq!(sniff(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0]), Format::Xz);
+        assert_eq!(sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Format::Zstd);
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(sniff(&tar), Format::Tar);
+        assert_eq!(sniff(b"BZh is not bzip2 without a level digit"), Format::Plain);
+        assert_eq!(sniff(b"print('PK')"), Format::Plain);
+    }
+
+    #[test]
+    fn decompressed_names_drop_the_suffix() {
+        let p = Provenance::file("dir/notes.txt.gz");
+        assert_eq!(inner_name(&p), "notes.txt");
+        assert_eq!(inner_name(&Provenance::file("blob")), "<decompressed>");
+    }
+}
