@@ -1,5 +1,6 @@
 //! Integration tests: the `keysweep` binary on fixtures built inside each test.
 
+mod archives;
 mod util;
 
 use std::fs;

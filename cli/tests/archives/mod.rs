@@ -1,0 +1,268 @@
+//! Archives built inside the test run with python3 (setuptools sdists and eggs, wheels,
+//! compressed tars, nested and hostile archives), scanned in memory by the binary.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{jsonl, keysweep, run, Secrets};
+
+/// Runs a python3 script with the given arguments in `dir`.
+fn python(dir: &Path, script: &str, args: &[&str]) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn scan(dir: &Path, extra: &[&str]) -> (std::process::Output, Vec<serde_json::Value>) {
+    let mut cmd = keysweep();
+    cmd.args(["scan", "--format", "jsonl", "-j", "2"]).args(extra).arg(dir);
+    let out = run(cmd);
+    let findings = jsonl(&out);
+    (out, findings)
+}
+
+fn find<'a>(findings: &'a [serde_json::Value], secret: &str) -> &'a serde_json::Value {
+    findings
+        .iter()
+        .find(|f| f["secret"] == secret)
+        .unwrap_or_else(|| panic!("{secret} not found in {findings:#?}"))
+}
+
+const BUILD_RELEASES: &str = r#"
+import io, os, sys, tarfile, zipfile, subprocess, shutil, bz2, lzma
+t_wheel, t_sdist, t_zip, t_egg, t_bz2, t_xz, t_nested = sys.argv[1:8]
+os.makedirs("dist", exist_ok=True)
+# A real sdist and egg, built by setuptools from a tiny project.
+os.makedirs("proj/acme_tool", exist_ok=True)
+open("proj/setup.py", "w").write("from setuptools import setup\nsetup(name='Acme_Tool', version='1.2.0', packages=['acme_tool'])\n")
+open("proj/acme_tool/__init__.py", "w").write(f"GITHUB_TOKEN = '{t_sdist}'\n")
+subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--formats=gztar", "-d", "../dist"], cwd="proj", check=True, capture_output=True)
+open("proj/acme_tool/__init__.py", "w").write(f"GITHUB_TOKEN = '{t_egg}'\n")
+subprocess.run([sys.executable, "setup.py", "-q", "bdist_egg", "-d", "../dist"], cwd="proj", check=True, capture_output=True)
+# A wheel: the zip layout of the wheel specification.
+with zipfile.ZipFile("dist/data_kit-0.3.1-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("data_kit/__init__.py", "")
+    z.writestr("data_kit/settings.py", f"import os\n\nTOKEN = os.environ.get('T', '{t_wheel}')\n")
+    z.writestr("data_kit-0.3.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: data-kit\nVersion: 0.3.1\n")
+    z.writestr("data_kit-0.3.1.dist-info/RECORD", "")
+# A zip sdist.
+with zipfile.ZipFile("dist/zip_proj-4.0.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("zip_proj-4.0/zip_proj/conf.py", f"token = '{t_zip}'\n")
+def tar_with(path, mode, member, text):
+    with tarfile.open(path, mode) as t:
+        data = text.encode()
+        info = tarfile.TarInfo(member); info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+tar_with("dist/bz_proj-1.0.tar.bz2", "w:bz2", "bz_proj-1.0/app.py", f"t = '{t_bz2}'\n")
+tar_with("dist/xz_proj-1.0.tar.xz", "w:xz", "xz_proj-1.0/app.py", f"t = '{t_xz}'\n")
+tar_with("plain.tar", "w", "zst_proj-1.0/app.py", "placeholder\n")
+# An sdist vendoring a wheel that holds a secret.
+with zipfile.ZipFile("inner_lib-2.0-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("inner_lib/keys.py", f"KEY = '{t_nested}'\n")
+with tarfile.open("dist/outer-1.0.tar.gz", "w:gz") as t:
+    t.add("inner_lib-2.0-py3-none-any.whl", arcname="outer-1.0/vendor/inner_lib-2.0-py3-none-any.whl")
+"#;
+
+#[test]
+fn release_files_of_every_kind_are_opened_and_attributed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let tokens: Vec<String> = (0..8).map(|_| s.github_classic("ghp_")).collect();
+    let args: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    python(dir.path(), BUILD_RELEASES, &args[..7]);
+    // zstd: python3.11 has no zstd module, so the test compresses a tar itself.
+    let tar = {
+        let mut builder = tar::Builder::new(Vec::new());
+        let text = format!("t = '{}'\n", tokens[7]);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "zst_proj-1.0/app.py", text.as_bytes())
+            .expect("tar");
+        builder.into_inner().expect("tar bytes")
+    };
+    let zst = zstd::encode_all(&tar[..], 3).expect("zstd");
+    std::fs::write(dir.path().join("dist/zst_proj-1.0.tar.zst"), zst).expect("write");
+
+    let (out, findings) = scan(&dir.path().join("dist"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+
+    let expect = |token: &str, file_suffix: &str, member_suffix: &str, name: &str, kind: &str| {
+        let f = find(&findings, token);
+        let path = f["location"]["path"].as_str().unwrap_or_default();
+        assert!(path.ends_with(file_suffix), "{path} vs {file_suffix}");
+        let members: Vec<&str> = f["location"]["members"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            members.last().is_some_and(|m| m.ends_with(member_suffix)),
+            "{members:?} vs {member_suffix}"
+        );
+        assert_eq!(f["package"]["name"], name, "{f:#}");
+        assert_eq!(f["package"]["kind"], kind, "{f:#}");
+    };
+    expect(&tokens[0], ".whl", "data_kit/settings.py", "data-kit", "wheel");
+    expect(
+        &tokens[1],
+        "-1.2.0.tar.gz",
+        "acme_tool/__init__.py",
+        "acme-tool",
+        "sdist",
+    );
+    expect(&tokens[2], "zip_proj-4.0.zip", "zip_proj/conf.py", "zip-proj", "sdist");
+    expect(&tokens[3], ".egg", "acme_tool/__init__.py", "acme-tool", "egg");
+    expect(&tokens[4], ".tar.bz2", "bz_proj-1.0/app.py", "bz-proj", "sdist");
+    expect(&tokens[5], ".tar.xz", "xz_proj-1.0/app.py", "xz-proj", "sdist");
+    expect(&tokens[7], ".tar.zst", "zst_proj-1.0/app.py", "zst-proj", "sdist");
+    // The vendored wheel: the chain names both hops, the package is the published sdist.
+    let nested = find(&findings, &tokens[6]);
+    assert_eq!(
+        nested["location"]["members"],
+        serde_json::json!(["outer-1.0/vendor/inner_lib-2.0-py3-none-any.whl", "inner_lib/keys.py"])
+    );
+    assert_eq!(nested["package"]["filename"], "outer-1.0.tar.gz");
+    assert_eq!(nested["location"]["line"], 1);
+    assert!(stderr.contains("archives:"), "{stderr}");
+
+    // --no-archives scans the bytes as they are: compressed members hide their secrets.
+    let (_, raw) = scan(&dir.path().join("dist"), &["--no-archives"]);
+    assert!(raw.iter().all(|f| f["secret"] != tokens[0].as_str()), "{raw:#?}");
+}
+
+const BUILD_HOSTILE: &str = r##"
+import io, os, sys, struct, tarfile, zipfile, zlib
+token_bomb, token_overlap, token_deep, token_crc, token_trunc, token_big = sys.argv[1:7]
+os.makedirs("hostile", exist_ok=True)
+# A zip bomb: 64 MiB of zeros deflate to ~64 KiB (ratio ~1000), next to a real member.
+with zipfile.ZipFile("hostile/bomb.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("zeros.bin", b"\0" * (64 << 20))
+    z.writestr("app/config.py", f"t = '{token_bomb}'\n")
+# An overlapping-entry zip bomb: a second central-directory entry points at the first
+# member's local header.
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+    z.writestr("a.py", f"t = '{token_overlap}'\n")
+    z.writestr("b.py", "x = 1\n")
+data = bytearray(buf.getvalue())
+cd = data.rfind(b"PK\x01\x02")  # the last central-directory entry: b.py
+struct.pack_into("<I", data, cd + 42, 0)
+open("hostile/overlap.zip", "wb").write(data)
+# 100 levels of zip in zip, a secret at the bottom.
+blob = f"t = '{token_deep}'\n".encode()
+name = "leaf.py"
+for level in range(100):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(name, blob)
+    blob, name = inner.getvalue(), f"level{level}.zip"
+open("hostile/deep.zip", "wb").write(blob)
+# A zip whose CRC is wrong in both headers.
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("c.py", f"t = '{token_crc}'\n")
+data = bytearray(buf.getvalue())
+for sig, off in ((b"PK\x03\x04", 14), (b"PK\x01\x02", 16)):
+    pos = data.find(sig)
+    struct.pack_into("<I", data, pos + off, struct.unpack_from("<I", data, pos + off)[0] ^ 0xdeadbeef)
+open("hostile/badcrc.zip", "wb").write(data)
+# A tar cut in the middle of its second member.
+with tarfile.open("t.tar", "w") as t:
+    for n, text in (("first.py", f"t = '{token_trunc}'\n"), ("second.py", "y = 2\n" * 5000)):
+        d = text.encode(); info = tarfile.TarInfo(n); info.size = len(d); t.addfile(info, io.BytesIO(d))
+full = open("t.tar", "rb").read()
+open("hostile/truncated.tar", "wb").write(full[: 1024 + 9000])
+# A 40 MiB member (streamed, not held) with a secret across a 1 MiB chunk boundary.
+line = b"# filler filler filler filler filler filler filler filler filler\n"
+body = bytearray(line * ((40 << 20) // len(line)))
+at = (3 << 20) - 20
+body[at - 1:at] = b"\n"
+secret = f"k = '{token_big}'\n".encode()
+body[at:at + len(secret)] = secret
+with tarfile.open("hostile/big.tar.gz", "w:gz", compresslevel=1) as t:
+    info = tarfile.TarInfo("big/data.py"); info.size = len(body)
+    t.addfile(info, io.BytesIO(bytes(body)))
+open("hostile/line.txt", "w").write(str(bytes(body[:at]).count(b"\n") + 1))
+"##;
+
+#[test]
+fn hostile_archives_warn_count_and_keep_scanning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let tokens: Vec<String> = (0..6).map(|_| s.github_classic("ghp_")).collect();
+    let args: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    python(dir.path(), BUILD_HOSTILE, &args);
+    let hostile = dir.path().join("hostile");
+    let (out, findings) = scan(&hostile, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+
+    // Zip bomb: the ratio budget stops the zeros; the real member is still scanned.
+    assert!(
+        stderr.contains("zeros.bin") && stderr.contains("compression-ratio"),
+        "{stderr}"
+    );
+    find(&findings, &tokens[0]);
+    // Overlapping entries: the overlap is refused, the first member found once.
+    assert!(stderr.contains("overlap"), "{stderr}");
+    let overlap: Vec<_> = findings.iter().filter(|f| f["secret"] == tokens[1].as_str()).collect();
+    assert_eq!(overlap.len(), 1, "{overlap:#?}");
+    // 100 levels: opened to the depth budget, then scanned raw: the stored secret is
+    // still visible in the raw bytes of the deepest opened level.
+    assert!(stderr.contains("nested deeper than 8"), "{stderr}");
+    let deep = find(&findings, &tokens[2]);
+    assert_eq!(deep["location"]["members"].as_array().map(Vec::len), Some(8));
+    // Wrong CRC: warned, scanned anyway.
+    assert!(stderr.contains("CRC mismatch"), "{stderr}");
+    find(&findings, &tokens[3]);
+    // Truncated tar: the first member is scanned, the cut is a warning.
+    find(&findings, &tokens[4]);
+    assert!(stderr.contains("truncated.tar"), "{stderr}");
+    // A member larger than the in-memory budget streams through; the position is exact.
+    let big = find(&findings, &tokens[5]);
+    let expected_line: u64 = std::fs::read_to_string(hostile.join("line.txt"))
+        .expect("line")
+        .trim()
+        .parse()
+        .expect("number");
+    assert_eq!(big["location"]["line"], expected_line);
+    assert_eq!(big["location"]["offset"], (3u64 << 20) - 20 + 5);
+    for counter in ["budget_exceeded", "corrupt_archive"] {
+        assert!(stderr.contains(&format!("warning: {counter}")), "{counter}: {stderr}");
+    }
+    assert!(stderr.contains("budget hits"), "{stderr}");
+}
+
+#[test]
+fn unpacked_bytes_budget_stops_a_file_and_the_scan_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = Secrets::new().github_classic("ghp_");
+    python(
+        dir.path(),
+        r#"
+import sys, zipfile, os
+os.makedirs("in", exist_ok=True)
+with zipfile.ZipFile("in/big.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    for i in range(8):
+        z.writestr(f"part{i}.txt", os.urandom(1 << 20).hex())
+open("in/plain.py", "w").write(f"t = '{sys.argv[1]}'\n")
+"#,
+        &[&token],
+    );
+    let (out, findings) = scan(&dir.path().join("in"), &["--max-unpacked-bytes", "3M"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bytes unpacked from this file"), "{stderr}");
+    find(&findings, &token);
+}
