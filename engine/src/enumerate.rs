@@ -111,6 +111,16 @@ pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) ->
         emit(file_job(input, &meta, filters));
         return;
     }
+    // A bandersnatch mirror root: the release files live under web/packages; the index
+    // pages beside them (web/simple, web/json) hold only names and hashes.
+    let mirror_packages = input.join("web/packages");
+    let root = if mirror_packages.is_dir() {
+        tracing::info!("{}: a package mirror root; walking web/packages", input.display());
+        mirror_packages
+    } else {
+        input.to_owned()
+    };
+    let input = root.as_path();
     let walker = walkdir::WalkDir::new(input).follow_links(false).sort_by_file_name();
     let mut it = walker.into_iter();
     while let Some(entry) = it.next() {

@@ -17,7 +17,7 @@ use crate::load::{open, LoadPolicy, Loaded};
 use crate::report::{Sink, Summary, Warning, WarningKind};
 use crate::rules::Confidence;
 use crate::scan::{Scanner, Window};
-use crate::unpack::{sniff, Budget, Format, UnpackStats, Unpacker, Visitor};
+use crate::unpack::{read_full, sniff, Budget, Format, UnpackStats, Unpacker, Visitor};
 use crate::validate::{CandidateBatch, Provenance, ShippedWindow, Validator};
 use crate::{Engine, Error};
 
@@ -168,20 +168,6 @@ fn read_at_most(file: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::R
 const STREAM_KEEP: u64 = crate::rules::MAX_WINDOW as u64 + 1;
 /// Chunk size of streamed archive members.
 const MEMBER_CHUNK: usize = 1 << 20;
-
-/// Reads until `buf` is full or the reader ends; EINTR is retried.
-fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
 
 /// Scans a reader of unknown length through Hyperscan's streaming mode, cutting windows
 /// while the bytes are at hand: memory stays at a chunk plus the context windows need,

@@ -79,7 +79,7 @@ impl Default for Budget {
             max_unpacked_bytes: 8 << 30,
             max_entries: 200_000,
             max_ratio: 1000,
-            member_buffer: 32 << 20,
+            member_buffer: 16 << 20,
         }
     }
 }
@@ -292,15 +292,27 @@ impl<'v> Unpacker<'v> {
             return;
         }
         let limit = self.budget.member_buffer;
-        let mut buf = Vec::new();
-        let outcome = reader.take(limit as u64 + 1).read_to_end(&mut buf);
+        // Read at most `limit` (a power of two keeps the buffer from doubling past it), then
+        // probe one byte to learn whether the member is larger.
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut probe = [0u8; 1];
+        let outcome = (&mut *reader).take(limit as u64).read_to_end(&mut buf).and_then(|_| {
+            if buf.len() == limit {
+                read_full(reader, &mut probe)
+            } else {
+                Ok(0)
+            }
+        });
         self.stats.bytes_unpacked += buf.len() as u64;
-        if let Err(e) = outcome {
-            self.read_failed(provenance, &e);
-            self.visit(provenance, &buf);
-            return;
-        }
-        if buf.len() <= limit {
+        let more = match outcome {
+            Ok(n) => n == 1,
+            Err(e) => {
+                self.read_failed(provenance, &e);
+                self.visit(provenance, &buf);
+                return;
+            }
+        };
+        if !more {
             self.blob(&buf, provenance, depth);
             return;
         }
@@ -312,9 +324,9 @@ impl<'v> Unpacker<'v> {
             );
         }
         self.stats.members += 1;
-        let mut chained = Cursor::new(buf).chain(reader);
+        let mut chained = Cursor::new(buf).chain(&probe[..]).chain(reader);
         match self.visitor.stream(provenance, &mut chained) {
-            Ok(n) => self.stats.bytes_unpacked += n.saturating_sub(limit as u64 + 1),
+            Ok(n) => self.stats.bytes_unpacked += n.saturating_sub(limit as u64),
             Err(e) => self.read_failed(provenance, &e),
         }
     }
@@ -347,6 +359,20 @@ fn decoder<'a, R: Read + 'a>(format: Format, reader: R) -> io::Result<Box<dyn Re
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a stream format"))
         }
     })
+}
+
+/// Reads until `buf` is full or the reader ends; EINTR is retried.
+pub(crate) fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// `notes.txt.gz` → `notes.txt`; a name without a known suffix gets `<decompressed>`.
