@@ -298,50 +298,6 @@ impl Scanner {
     pub fn window_sizes(&self) -> Vec<(u64, u64)> {
         self.db.windows.iter().map(|w| (w.before, w.after)).collect()
     }
-
-    /// Scans a sequence of chunks as one stream (Hyperscan streaming mode): matches across
-    /// chunk boundaries are found. `next_chunk` fills the buffer and returns false at the end.
-    pub fn scan_stream(
-        &mut self,
-        mut next_chunk: impl FnMut(&mut Vec<u8>) -> std::io::Result<bool>,
-    ) -> Result<(Vec<Window>, u64), ScanError> {
-        let db = self.db.streaming()?;
-        if self.stream_scratch.is_none() {
-            self.stream_scratch = Some(db.alloc_scratch().map_err(hs_err)?);
-        }
-        let scratch = self
-            .stream_scratch
-            .as_ref()
-            .ok_or_else(|| hs_err("no stream scratch"))?;
-        self.collector.reset();
-        let stream = db.open_stream().map_err(hs_err)?;
-        let mut buf = Vec::new();
-        let mut total = 0u64;
-        loop {
-            buf.clear();
-            // An error ends the stream; the caller's closure reports it.
-            let more = next_chunk(&mut buf).unwrap_or(false);
-            let collector = &mut self.collector;
-            stream
-                .scan(&buf, scratch, |id: u32, _from: u64, to: u64, _flags: u32| {
-                    collector.push(id, to);
-                    Matching::Continue
-                })
-                .map_err(hs_err)?;
-            total += buf.len() as u64;
-            if !more {
-                break;
-            }
-        }
-        let collector = &mut self.collector;
-        stream
-            .close(scratch, |id: u32, _from: u64, to: u64, _flags: u32| {
-                collector.push(id, to);
-                Matching::Continue
-            })
-            .map_err(hs_err)?;
-        Ok((self.collector.finish(total), total))
-    }
 }
 
 /// Merged windows for a set of triggers (rule, end offset), clamped to `len` bytes.
