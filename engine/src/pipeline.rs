@@ -205,10 +205,11 @@ fn scan_reader(
             held.extend_from_slice(data);
             pending.extend_from_slice(triggers);
             let held_end = base.offset + held.len() as u64;
-            let (ready, waiting): (Vec<_>, Vec<_>) = pending
-                .drain(..)
-                .partition(|&(rule, end)| last || end + size(rule).1 <= held_end);
-            pending = waiting;
+            let ready = if last {
+                std::mem::take(&mut pending)
+            } else {
+                take_ready(&mut pending, held_end, &size)
+            };
             if !ready.is_empty() {
                 let windows = crate::scan::windows_for(&sizes, &ready, held_end);
                 ship(&held, base, windows, emit);
@@ -232,6 +233,30 @@ fn scan_reader(
         Some(e) => Err(Error::Read(e)),
         None => Ok(total),
     }
+}
+
+/// Removes and returns the triggers whose windows are final: no trigger still to come can
+/// merge into them. A rule's triggers whose windows chain into one that is not final wait
+/// with it, so the same match is never confirmed in two windows of two batches.
+fn take_ready(pending: &mut Vec<(u32, u64)>, held_end: u64, size: &dyn Fn(u32) -> (u64, u64)) -> Vec<(u32, u64)> {
+    pending.sort_unstable();
+    let mut ready = Vec::new();
+    let mut waiting = Vec::new();
+    for group in pending.chunk_by(|a, b| a.0 == b.0) {
+        let (before, after) = size(group[0].0);
+        // Later triggers end past `held_end`: their windows start at `held_end - before` or later.
+        let mut cut = group
+            .iter()
+            .position(|&(_, end)| end + after + before >= held_end)
+            .unwrap_or(group.len());
+        while cut > 0 && cut < group.len() && group[cut].1.saturating_sub(before) <= group[cut - 1].1 + after {
+            cut -= 1;
+        }
+        ready.extend_from_slice(&group[..cut]);
+        waiting.extend_from_slice(&group[cut..]);
+    }
+    *pending = waiting;
+    ready
 }
 
 /// What a worker hands the unpacker: scanning of members, and warnings.
@@ -310,7 +335,7 @@ impl Worker {
         let mut stats = UnpackStats::default();
         let mut unpack = |data: &[u8], members: &mut MemberScanner<'_>| match self.archives {
             Some(budget) => {
-                let mut unpacker = Unpacker::new(budget, members);
+                let mut unpacker = Unpacker::new(budget, data.len() as u64, members);
                 unpacker.blob(data, &provenance, 0);
                 stats = unpacker.stats;
             }
@@ -338,6 +363,20 @@ impl Worker {
                 let n = read_at_most(&file, &mut head, 0).unwrap_or(0);
                 let format = sniff(&head[..n]);
                 match (self.archives, format) {
+                    (Some(_), Format::Zip) if !self.load.mmap => {
+                        warn(warning(
+                            WarningKind::BudgetExceeded,
+                            &job.path,
+                            "a zip over the mapping size with --no-mmap: not opened, scanned as raw bytes",
+                        ));
+                        let mut emit = emitter(batches, &provenance);
+                        scan_reader(
+                            members.scanner,
+                            &mut BufReader::new(&mut file),
+                            self.load.chunk,
+                            &mut emit,
+                        )
+                    }
                     (Some(_), Format::Zip) => {
                         // Zip needs random access: map it, however large.
                         // SAFETY: as in `load::open`, read-only and private to this worker.
@@ -350,7 +389,7 @@ impl Worker {
                         }
                     }
                     (Some(budget), f) if f != Format::Plain => {
-                        let mut unpacker = Unpacker::new(budget, &mut members);
+                        let mut unpacker = Unpacker::new(budget, listed_len, &mut members);
                         unpacker.top_reader(f, Box::new(BufReader::new(&mut file)), listed_len, &provenance);
                         stats = unpacker.stats;
                         Ok(listed_len)

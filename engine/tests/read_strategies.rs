@@ -225,3 +225,34 @@ fn a_sink_that_says_stop_receives_nothing_more() {
         .expect("scan");
     assert_eq!(sink.0, 1);
 }
+
+#[test]
+fn dense_tokens_across_stream_chunks_are_reported_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dense-stream.txt");
+    let mut rng = fastrand::Rng::with_seed(11);
+    let alphabet: Vec<char> = ('a'..='z').chain('0'..='9').collect();
+    let mut text = String::new();
+    let mut expected = Vec::new();
+    for i in 0..400 {
+        let token: String = (0..20).map(|_| alphabet[rng.usize(..alphabet.len())]).collect();
+        // Tokens 30 to 60 bytes apart: windows of one rule chain across many chunks.
+        text.push_str(&format!("{} acme_{token}\n", "x".repeat(i % 31)));
+        expected.push(format!("acme_{token}"));
+    }
+    std::fs::write(&path, &text).expect("write");
+    let engine = engine();
+    let buffered = scan(&engine, &path, LoadPolicy::default());
+    let streamed = scan(
+        &engine,
+        &path,
+        LoadPolicy {
+            read_max: 0,
+            map_max: 0,
+            chunk: 97,
+            ..LoadPolicy::default()
+        },
+    );
+    assert_eq!(buffered.len(), 400);
+    assert_eq!(streamed, buffered, "streamed findings differ (duplicates or losses)");
+}

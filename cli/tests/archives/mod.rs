@@ -144,7 +144,7 @@ fn release_files_of_every_kind_are_opened_and_attributed() {
 
 const BUILD_HOSTILE: &str = r##"
 import io, os, sys, struct, tarfile, zipfile, zlib
-token_bomb, token_overlap, token_deep, token_crc, token_trunc, token_big = sys.argv[1:7]
+token_bomb, token_overlap, token_deep, token_crc, token_trunc, token_big, token_junk = sys.argv[1:8]
 os.makedirs("hostile", exist_ok=True)
 # A zip bomb: 64 MiB of zeros deflate to ~64 KiB (ratio ~1000), next to a real member.
 with zipfile.ZipFile("hostile/bomb.zip", "w", zipfile.ZIP_DEFLATED) as z:
@@ -195,13 +195,30 @@ with tarfile.open("hostile/big.tar.gz", "w:gz", compresslevel=1) as t:
     info = tarfile.TarInfo("big/data.py"); info.size = len(body)
     t.addfile(info, io.BytesIO(bytes(body)))
 open("hostile/line.txt", "w").write(str(bytes(body[:at]).count(b"\n") + 1))
+# A directory that does not parse, behind thousands of end-of-directory records: a parser
+# that retries from every earlier record takes quadratic time.
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+    for i in range(3000):
+        z.writestr(f"f{i}.txt", "x")
+data = bytearray(buf.getvalue())
+eocd = data.rfind(b"PK\x05\x06")
+last_cd = data.rfind(b"PK\x01\x02")
+data[last_cd:last_cd + 4] = b"XX\x01\x02"
+record = bytes(data[eocd:eocd + 22])
+open("hostile/quadratic.zip", "wb").write(bytes(data) + record * 3000)
+# gzip magic, then no gzip at all: the bytes are scanned as they are.
+open("hostile/junk.bin", "wb").write(b"\x1f\x8bnot gzip at all\n" + f"t = '{token_junk}'\n".encode())
+# gzip of gzip of zeros: each level within the ratio, the whole far beyond it.
+import gzip
+open("hostile/double.gz", "wb").write(gzip.compress(gzip.compress(b"\0" * (200 << 20), 9), 9))
 "##;
 
 #[test]
 fn hostile_archives_warn_count_and_keep_scanning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut s = Secrets::new();
-    let tokens: Vec<String> = (0..6).map(|_| s.github_classic("ghp_")).collect();
+    let tokens: Vec<String> = (0..7).map(|_| s.github_classic("ghp_")).collect();
     let args: Vec<&str> = tokens.iter().map(String::as_str).collect();
     python(dir.path(), BUILD_HOSTILE, &args);
     let hostile = dir.path().join("hostile");
@@ -239,6 +256,18 @@ fn hostile_archives_warn_count_and_keep_scanning() {
         .expect("number");
     assert_eq!(big["location"]["line"], expected_line);
     assert_eq!(big["location"]["offset"], (3u64 << 20) - 20 + 5);
+    // A directory behind thousands of end records: refused at once, scanned raw.
+    assert!(
+        stderr.contains("quadratic.zip") && stderr.contains("unreadable zip"),
+        "{stderr}"
+    );
+    // Magic bytes without a stream: the raw bytes are scanned.
+    find(&findings, &tokens[6]);
+    // Nested compression cannot multiply the ratio: the file-wide cap stops it.
+    assert!(
+        stderr.contains("double.gz") && stderr.contains("bytes unpacked from this file"),
+        "{stderr}"
+    );
     for counter in ["budget_exceeded", "corrupt_archive"] {
         assert!(stderr.contains(&format!("warning: {counter}")), "{counter}: {stderr}");
     }

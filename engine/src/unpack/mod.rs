@@ -112,8 +112,12 @@ pub trait Visitor {
 /// Opens containers recursively for one top-level file.
 pub struct Unpacker<'v> {
     budget: Budget,
+    /// Decompressed bytes allowed for this file: the byte budget, and the ratio limit
+    /// applied to the whole file (so nesting cannot multiply ratios).
+    max_unpacked: u64,
     unpacked: Rc<Cell<u64>>,
     entries: u64,
+    exhausted: bool,
     visitor: &'v mut dyn Visitor,
     /// Counters so far.
     pub stats: UnpackStats,
@@ -169,12 +173,19 @@ impl<R: Read> Read for Limited<R> {
 }
 
 impl<'v> Unpacker<'v> {
-    /// An unpacker for one top-level file.
-    pub fn new(budget: Budget, visitor: &'v mut dyn Visitor) -> Self {
+    /// An unpacker for one top-level file of `file_len` bytes.
+    pub fn new(budget: Budget, file_len: u64, visitor: &'v mut dyn Visitor) -> Self {
+        // Ten times the per-member ratio over the whole file: a single bomb member hits its
+        // own limit first (its siblings are still scanned), nested bombs hit this one.
+        let by_ratio = file_len
+            .saturating_mul(budget.max_ratio.saturating_mul(10))
+            .max(64 << 20);
         Unpacker {
             budget,
+            max_unpacked: budget.max_unpacked_bytes.min(by_ratio),
             unpacked: Rc::new(Cell::new(0)),
             entries: 0,
+            exhausted: false,
             visitor,
             stats: UnpackStats::default(),
         }
@@ -184,7 +195,7 @@ impl<'v> Unpacker<'v> {
         Limited {
             inner,
             unpacked: Rc::clone(&self.unpacked),
-            max_unpacked: self.budget.max_unpacked_bytes,
+            max_unpacked: self.max_unpacked,
             produced: 0,
             ratio_cap: compressed_len.saturating_mul(self.budget.max_ratio).max(16 << 20),
         }
@@ -199,22 +210,58 @@ impl<'v> Unpacker<'v> {
         self.visitor.warn(provenance, kind, message);
     }
 
-    /// Counts one more listed member; false once the entry budget is spent (warned once).
-    fn take_entry(&mut self, provenance: &Provenance) -> bool {
-        self.entries += 1;
-        if self.entries == self.budget.max_entries + 1 {
-            let max = self.budget.max_entries;
+    /// Whether a file-wide budget is spent: nothing more is opened or scanned.
+    fn exhausted(&self) -> bool {
+        self.exhausted
+    }
+
+    /// Spends the file's budget: one warning, then the walk unwinds.
+    fn exhaust(&mut self, provenance: &Provenance, why: String) {
+        if !self.exhausted {
+            self.exhausted = true;
             self.warn(
                 provenance,
                 WarningKind::BudgetExceeded,
-                format!("more than {max} members in this file: the rest are skipped"),
+                format!("{why}: the rest of this file is skipped"),
             );
         }
-        self.entries <= self.budget.max_entries
+    }
+
+    /// Members that may still be listed.
+    fn entries_left(&self) -> u64 {
+        self.budget.max_entries.saturating_sub(self.entries)
+    }
+
+    /// Counts one more listed member; false once the entry budget is spent.
+    fn take_entry(&mut self, provenance: &Provenance) -> bool {
+        if self.exhausted {
+            return false;
+        }
+        self.entries += 1;
+        if self.entries > self.budget.max_entries {
+            let max = self.budget.max_entries;
+            self.exhaust(provenance, format!("more than {max} members"));
+        }
+        !self.exhausted
+    }
+
+    /// Charges bytes read without decompression (stored members); false once over budget.
+    fn charge(&mut self, bytes: u64, provenance: &Provenance) -> bool {
+        self.stats.bytes_unpacked += bytes;
+        let total = self.unpacked.get() + bytes;
+        self.unpacked.set(total);
+        if total > self.max_unpacked {
+            let max = self.max_unpacked;
+            self.exhaust(provenance, format!("more than {max} bytes unpacked from this file"));
+        }
+        !self.exhausted
     }
 
     /// A blob in memory at nesting `depth`: opened if it is a container, else visited.
     pub fn blob(&mut self, data: &[u8], provenance: &Provenance, depth: u32) {
+        if self.exhausted {
+            return;
+        }
         let format = sniff(&data[..data.len().min(SNIFF_LEN)]);
         if format == Format::Plain {
             self.visit(provenance, data);
@@ -235,13 +282,19 @@ impl<'v> Unpacker<'v> {
         match format {
             Format::Zip => zipfile::open(self, data, provenance, depth),
             Format::Tar => tarball::open(self, &mut Cursor::new(data), provenance, depth),
-            _ => match decoder(format, Cursor::new(data)) {
-                Ok(reader) => self.compressed(reader, compressed, provenance, depth),
-                Err(e) => {
-                    self.warn(provenance, WarningKind::CorruptArchive, format!("{format:?}: {e}"));
+            _ => {
+                let opened = match decoder(format, Cursor::new(data)) {
+                    Ok(reader) => self.compressed(reader, compressed, provenance, depth),
+                    Err(e) => {
+                        self.warn(provenance, WarningKind::CorruptArchive, format!("{format:?}: {e}"));
+                        false
+                    }
+                };
+                if !opened {
+                    // Magic bytes, but nothing decompresses: the bytes are all there is.
                     self.visit(provenance, data);
                 }
-            },
+            }
         }
     }
 
@@ -254,7 +307,9 @@ impl<'v> Unpacker<'v> {
                 tarball::open(self, &mut reader, provenance, 0);
             }
             _ => match decoder(format, reader) {
-                Ok(reader) => self.compressed(reader, len, provenance, 0),
+                Ok(reader) => {
+                    self.compressed(reader, len, provenance, 0);
+                }
                 Err(e) => self.warn(provenance, WarningKind::CorruptArchive, format!("{format:?}: {e}")),
             },
         }
@@ -268,12 +323,22 @@ impl<'v> Unpacker<'v> {
     }
 
     /// A single compressed stream: a tar inside is opened in place (`x.tar.gz!member`),
-    /// anything else is one member named after the file without its suffix.
-    fn compressed(&mut self, reader: Box<dyn Read + '_>, compressed_len: u64, provenance: &Provenance, depth: u32) {
+    /// anything else is one member named after the file without its suffix. False when not
+    /// a byte could be decompressed (the caller scans the raw bytes instead).
+    fn compressed(
+        &mut self,
+        reader: Box<dyn Read + '_>,
+        compressed_len: u64,
+        provenance: &Provenance,
+        depth: u32,
+    ) -> bool {
         let mut limited = self.limited(reader, compressed_len);
         let mut head = Vec::with_capacity(SNIFF_LEN);
         if let Err(e) = (&mut limited).take(SNIFF_LEN as u64).read_to_end(&mut head) {
             self.read_failed(provenance, &e);
+            if head.is_empty() {
+                return false;
+            }
         }
         let is_tar = sniff(&head) == Format::Tar;
         let mut rest = Cursor::new(head).chain(limited);
@@ -283,6 +348,7 @@ impl<'v> Unpacker<'v> {
             let inner = provenance.child(inner_name(provenance));
             self.member(&mut rest, &inner, depth + 1);
         }
+        true
     }
 
     /// A member of unknown size: held if small enough (and opened if a container), else
@@ -308,7 +374,9 @@ impl<'v> Unpacker<'v> {
             Ok(n) => n == 1,
             Err(e) => {
                 self.read_failed(provenance, &e);
-                self.visit(provenance, &buf);
+                if !buf.is_empty() {
+                    self.visit(provenance, &buf);
+                }
                 return;
             }
         };
@@ -333,10 +401,11 @@ impl<'v> Unpacker<'v> {
 
     fn read_failed(&mut self, provenance: &Provenance, err: &io::Error) {
         match budget_error(err) {
+            Some(why) if why.starts_with("more than") => self.exhaust(provenance, why),
             Some(why) => self.warn(
                 provenance,
                 WarningKind::BudgetExceeded,
-                format!("{why}: the rest is skipped"),
+                format!("{why}: the rest of this member is skipped"),
             ),
             None => self.warn(
                 provenance,

@@ -23,75 +23,148 @@ struct Entry {
 const STORED: CompressionMethod = CompressionMethod::Stored;
 const DEFLATED: CompressionMethod = CompressionMethod::DEFLATE;
 
+/// End-of-central-directory record: signature, fixed size, and the farthest it can sit
+/// from the end (a 65,535-byte comment).
+const EOCD_SIG: &[u8] = b"PK\x05\x06";
+const EOCD_LEN: usize = 22;
+const EOCD_SEARCH: usize = EOCD_LEN + 65_535;
+
+/// What the last end-of-central-directory record declares, checked against the bytes.
+enum Directory {
+    /// Entries and where the directory lies; its entry headers were walked and fit.
+    Valid { entries: u64 },
+    /// Zip64 (or sizes we do not check here): left to the zip crate.
+    Zip64,
+    /// No usable directory.
+    Broken(&'static str),
+}
+
+fn u16_at(d: &[u8], at: usize) -> Option<u64> {
+    d.get(at..at + 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+}
+
+fn u32_at(d: &[u8], at: usize) -> Option<u64> {
+    d.get(at..at + 4)
+        .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+}
+
+/// Finds the last EOCD record and walks the central directory it names, entry header by
+/// entry header: linear in the directory's size. The zip crate, given a directory that
+/// does not parse, retries from every earlier EOCD candidate (quadratic on crafted input),
+/// so it only sees archives that pass this walk.
+fn check_directory(data: &[u8], max_entries: u64) -> Directory {
+    let tail_start = data.len().saturating_sub(EOCD_SEARCH);
+    let Some(eocd) = memchr::memmem::rfind(&data[tail_start..], EOCD_SIG).map(|p| tail_start + p) else {
+        return Directory::Broken("no end-of-central-directory record");
+    };
+    let (Some(count), Some(size), Some(offset)) = (
+        u16_at(data, eocd + 10),
+        u32_at(data, eocd + 12),
+        u32_at(data, eocd + 16),
+    ) else {
+        return Directory::Broken("truncated end-of-central-directory record");
+    };
+    if count == 0xffff || size == 0xffff_ffff || offset == 0xffff_ffff {
+        return Directory::Zip64;
+    }
+    if count > max_entries {
+        return Directory::Valid { entries: count };
+    }
+    // Self-extracting archives prepend a stub: the directory then ends right at the EOCD.
+    let shift = (eocd as u64).saturating_sub(offset + size);
+    let mut at = (offset + shift) as usize;
+    for _ in 0..count {
+        if data.get(at..at + 4) != Some(b"PK\x01\x02") {
+            return Directory::Broken("central directory entry out of place");
+        }
+        let (Some(name), Some(extra), Some(comment)) =
+            (u16_at(data, at + 28), u16_at(data, at + 30), u16_at(data, at + 32))
+        else {
+            return Directory::Broken("truncated central directory");
+        };
+        at += 46 + (name + extra + comment) as usize;
+        if at > eocd {
+            return Directory::Broken("central directory runs past its end");
+        }
+    }
+    Directory::Valid { entries: count }
+}
+
 pub(super) fn open(unpacker: &mut Unpacker<'_>, data: &[u8], provenance: &Provenance, depth: u32) {
-    let mut archive = match zip::ZipArchive::new(Cursor::new(data)) {
-        Ok(a) => a,
-        Err(e) => {
-            unpacker.warn(
+    let raw_fallback = |unpacker: &mut Unpacker<'_>, why: String| {
+        unpacker.warn(
+            provenance,
+            WarningKind::CorruptArchive,
+            format!("{why}: scanned as raw bytes"),
+        );
+        unpacker.visit(provenance, data);
+    };
+    match check_directory(data, unpacker.entries_left()) {
+        Directory::Broken(why) => return raw_fallback(unpacker, format!("unreadable zip ({why})")),
+        Directory::Valid { entries } if entries > unpacker.entries_left() => {
+            unpacker.exhaust(
                 provenance,
-                WarningKind::CorruptArchive,
-                format!("unreadable zip ({e}): scanned as raw bytes"),
+                format!("{entries} members listed, more than the budget of members left: not opened"),
             );
-            unpacker.visit(provenance, data);
             return;
         }
-    };
-    let mut entries = Vec::with_capacity(archive.len());
-    for i in 0..archive.len() {
-        let file = match archive.by_index_raw(i) {
-            Ok(f) => f,
-            Err(e) => {
-                unpacker.warn(provenance, WarningKind::CorruptArchive, format!("zip entry {i}: {e}"));
-                continue;
-            }
-        };
-        if file.is_dir() {
-            continue;
-        }
-        entries.push(Entry {
-            name: file.name().to_owned(),
-            header_start: file.header_start(),
-            data_start: file.data_start(),
-            compressed: file.compressed_size(),
-            size: file.size(),
-            crc: file.crc32(),
-            method: file.compression(),
-        });
+        Directory::Valid { .. } | Directory::Zip64 => {}
     }
-    // Members whose bytes overlap another's are the overlapping-entry zip bomb: skip them.
+    let mut archive = match zip::ZipArchive::new(Cursor::new(data)) {
+        Ok(a) => a,
+        Err(e) => return raw_fallback(unpacker, format!("unreadable zip ({e})")),
+    };
+    let mut entries = Vec::with_capacity(archive.len().min(4096));
+    let mut unreadable = 0u64;
+    for i in 0..archive.len() {
+        if !unpacker.take_entry(provenance) {
+            return;
+        }
+        match archive.by_index_raw(i) {
+            // Directory entries hold no data; one that does is scanned like a file.
+            Ok(f) if f.is_dir() && f.size() == 0 => {}
+            Ok(f) => entries.push(Entry {
+                name: f.name().to_owned(),
+                header_start: f.header_start(),
+                data_start: f.data_start(),
+                compressed: f.compressed_size(),
+                size: f.size(),
+                crc: f.crc32(),
+                method: f.compression(),
+            }),
+            Err(_) => unreadable += 1,
+        }
+    }
+    drop(archive);
+    // Members whose bytes overlap another's are the overlapping-entry zip bomb: skip them,
+    // with one warning per archive, however many there are.
     entries.sort_by_key(|e| e.data_start);
     let mut covered_to = 0u64;
+    let (mut overlapping, mut unsupported, mut out_of_bounds) = (0u64, 0u64, 0u64);
     for entry in entries {
+        if unpacker.exhausted() {
+            return;
+        }
         let member = provenance.child(entry.name.clone());
         if entry.header_start < covered_to {
-            unpacker.warn(
-                &member,
-                WarningKind::BudgetExceeded,
-                "overlaps another member's data (an overlapping-entry zip bomb?): skipped".into(),
-            );
+            overlapping += 1;
             continue;
         }
         let end = entry.data_start.saturating_add(entry.compressed);
-        covered_to = covered_to.max(end);
         let Some(raw) = usize::try_from(entry.data_start)
             .ok()
             .zip(usize::try_from(end).ok())
             .and_then(|(s, e)| data.get(s..e))
         else {
-            unpacker.warn(
-                &member,
-                WarningKind::CorruptArchive,
-                "data runs past the end of the archive: skipped".into(),
-            );
+            out_of_bounds += 1;
             continue;
         };
+        covered_to = covered_to.max(end);
         if entry.method == STORED {
-            if !unpacker.take_entry(&member) {
+            // Stored members are scanned in place: no copy.
+            if !unpacker.charge(raw.len() as u64, &member) {
                 return;
             }
-            // Stored members are scanned in place: no copy.
-            unpacker.stats.bytes_unpacked += raw.len() as u64;
-            unpacker.unpacked.set(unpacker.unpacked.get() + raw.len() as u64);
             if crc32fast::hash(raw) != entry.crc {
                 unpacker.warn(
                     &member,
@@ -110,8 +183,7 @@ pub(super) fn open(unpacker: &mut Unpacker<'_>, data: &[u8], provenance: &Proven
                     WarningKind::CorruptArchive,
                     "CRC mismatch: scanned anyway".into(),
                 );
-            }
-            if reader.finished && reader.len != entry.size {
+            } else if reader.finished && reader.len != entry.size {
                 unpacker.warn(
                     &member,
                     WarningKind::CorruptArchive,
@@ -119,11 +191,29 @@ pub(super) fn open(unpacker: &mut Unpacker<'_>, data: &[u8], provenance: &Proven
                 );
             }
         } else {
-            unpacker.warn(
-                &member,
-                WarningKind::CorruptArchive,
-                format!("unsupported compression method {:?}: skipped", entry.method),
-            );
+            unsupported += 1;
+        }
+    }
+    for (count, kind, what) in [
+        (
+            overlapping,
+            WarningKind::BudgetExceeded,
+            "overlap another member's data (an overlapping-entry zip bomb?)",
+        ),
+        (
+            unsupported,
+            WarningKind::CorruptArchive,
+            "use a compression method other than stored or deflate",
+        ),
+        (
+            out_of_bounds,
+            WarningKind::CorruptArchive,
+            "have data past the end of the archive",
+        ),
+        (unreadable, WarningKind::CorruptArchive, "have unreadable local headers"),
+    ] {
+        if count > 0 {
+            unpacker.warn(provenance, kind, format!("{count} member(s) {what}: skipped"));
         }
     }
 }
