@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{jsonl, keysweep, run, Secrets};
+use crate::util::{jsonl, keysweep, run, run_measuring_rss, Secrets};
 
 /// Runs a python3 script with the given arguments in `dir`.
 fn python(dir: &Path, script: &str, args: &[&str]) {
@@ -222,9 +222,14 @@ fn hostile_archives_warn_count_and_keep_scanning() {
     let args: Vec<&str> = tokens.iter().map(String::as_str).collect();
     python(dir.path(), BUILD_HOSTILE, &args);
     let hostile = dir.path().join("hostile");
-    let (out, findings) = scan(&hostile, &[]);
+    let mut cmd = keysweep();
+    cmd.args(["scan", "--format", "jsonl", "-j", "2"]).arg(&hostile);
+    let (out, peak_kib) = run_measuring_rss(cmd);
+    let findings = jsonl(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Bombs, deep nests and a 40 MiB streamed member: memory stays bounded.
+    assert!(peak_kib < 400 * 1024, "peak RSS {} MiB", peak_kib / 1024);
 
     // Zip bomb: the ratio budget stops the zeros; the real member is still scanned.
     assert!(
