@@ -140,6 +140,8 @@ impl Secrets {
 
 /// Runs a command to completion and returns its output with its peak resident memory in
 /// KiB, read from the kernel's accounting of the child (`wait4`), not sampled.
+// The child is reaped by `wait4` below, which std's `Child::wait` cannot do with rusage.
+#[allow(clippy::zombie_processes)]
 pub fn run_measuring_rss(mut cmd: Command) -> (Output, u64) {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn keysweep");
