@@ -58,6 +58,13 @@ impl Provenance {
         }
     }
 
+    /// A decoded view of this blob (`pyc`, `base64`, …).
+    pub fn decoded(&self, decoder: &str) -> Self {
+        let mut view = self.clone();
+        view.decoders.push(decoder.to_owned());
+        view
+    }
+
     /// A member inside this blob. The package stays the outermost release file: the
     /// artefact that was published (a vendored wheel inside an sdist is that sdist's).
     pub fn child(&self, member: String) -> Self {

@@ -439,3 +439,43 @@ open("mirror/web/simple/tiny-pkg/index.html", "w").write(f"<a href='x'>{sys.argv
     let path = findings[0]["location"]["path"].as_str().unwrap_or_default();
     assert!(path.contains("web/packages/3f/1a/"), "{path}");
 }
+
+/// The leak that motivated keysweep: a bare 40-hex GitHub token in a compiled `.pyc`,
+/// passed as `access_token=` to a GitHub helper. Compiled here with the machine's python3.
+#[test]
+fn compiled_python_yields_keyword_context_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let hex = s.hex(40);
+    let aws = s.aws_secret();
+    python(
+        dir.path(),
+        r#"
+import os, py_compile, sys, zipfile
+os.makedirs("src", exist_ok=True)
+open("src/fetch.py", "w").write(
+    "def _fetch_github_file(path, access_token=None):\n    return path\n\n"
+    "def main():\n"
+    f"    return _fetch_github_file('README.md', access_token='{sys.argv[1]}')\n"
+)
+open("src/settings.py", "w").write(f"REGION = 'eu-west-1'\nAWS_SECRET_ACCESS_KEY = '{sys.argv[2]}'\n")
+os.makedirs("out", exist_ok=True)
+py_compile.compile("src/fetch.py", cfile="out/fetch.cpython.pyc", doraise=True)
+py_compile.compile("src/settings.py", cfile="settings.pyc", doraise=True)
+with zipfile.ZipFile("out/app-1.0-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as z:
+    z.write("settings.pyc", "app/__pycache__/settings.cpython-311.pyc")
+"#,
+        &[&hex, &aws],
+    );
+    let (_, findings) = scan(&dir.path().join("out"), &[]);
+    let token = find(&findings, &hex);
+    assert_eq!(token["rule"]["id"], "github.token.hex.context");
+    assert_eq!(token["location"]["decoders"], serde_json::json!(["pyc"]));
+    let secret = find(&findings, &aws);
+    assert_eq!(secret["location"]["decoders"], serde_json::json!(["pyc"]));
+    assert_eq!(
+        secret["location"]["members"],
+        serde_json::json!(["app/__pycache__/settings.cpython-311.pyc"])
+    );
+    assert_eq!(secret["package"]["name"], "app");
+}

@@ -5,6 +5,7 @@
 //! This module knows nothing of rules: it hands every member to a [`Visitor`], either whole
 //! (held in memory, at most [`Budget::member_buffer`] bytes) or as a stream.
 
+pub mod pyc;
 mod tarball;
 mod zipfile;
 
@@ -265,6 +266,12 @@ impl<'v> Unpacker<'v> {
         let format = sniff(&data[..data.len().min(SNIFF_LEN)]);
         if format == Format::Plain {
             self.visit(provenance, data);
+            // Compiled Python: also its names next to its constants.
+            if pyc::is_pyc(data) {
+                if let Some(view) = pyc::view(data) {
+                    self.visitor.blob(&provenance.decoded("pyc"), &view);
+                }
+            }
             return;
         }
         if depth >= self.budget.max_depth {
