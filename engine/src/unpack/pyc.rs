@@ -169,7 +169,14 @@ impl Reader<'_> {
             _ => return None,
         };
         if let Some(i) = slot {
-            self.refs[i] = obj.clone();
+            // Back-references are kept for strings and small string tuples (names,
+            // keyword names); cloning whole code objects into the table would make
+            // parsing quadratic in the module's size.
+            self.refs[i] = match &obj {
+                Obj::Str(_) => obj.clone(),
+                Obj::Seq(items) if items.len() <= 16 && items.iter().all(|o| matches!(o, Obj::Str(_))) => obj.clone(),
+                _ => Obj::Other,
+            };
         }
         Some(obj)
     }
@@ -264,6 +271,13 @@ const CREDENTIAL_WORDS: &[&str] = &[
     "login",
 ];
 
+/// A constant worth pairing with a credential-like name: secret-sized, one word, random-ish.
+fn looks_like_a_value(s: &[u8]) -> bool {
+    (8..=4096).contains(&s.len())
+        && !s.iter().any(|b| b.is_ascii_whitespace())
+        && crate::finding::shannon_entropy(s) >= 3.0
+}
+
 fn is_identifier(s: &[u8]) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -300,8 +314,11 @@ fn render(code: &Code, out: &mut Vec<u8>, depth: u32) {
     let mut constants: Vec<&[u8]> = Vec::new();
     for c in &code.consts {
         match c {
-            // Every string constant is a value, even one shaped like a name: a hex token is.
-            Obj::Str(s) if !s.is_empty() && s.len() <= 4096 => constants.push(s),
+            // Every string constant long enough to be a secret is a value, even one shaped
+            // like a name (a hex token is).
+            // Messages and docstrings (with spaces, or low entropy) are skipped: they are the
+            // bulk of constants and never a credential worth pairing.
+            Obj::Str(s) if looks_like_a_value(s) => constants.push(s),
             // Keyword-argument names travel as tuples of strings among the constants.
             Obj::Seq(items) => idents.extend(items.iter().filter_map(|i| match i {
                 Obj::Str(s) if is_identifier(s) => std::str::from_utf8(s).ok(),
@@ -314,10 +331,11 @@ fn render(code: &Code, out: &mut Vec<u8>, depth: u32) {
         let lower = name.to_ascii_lowercase();
         CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
     });
-    let context: Vec<&str> = std::iter::once(code.name.as_str()).chain(context).take(12).collect();
+    let context: Vec<&str> = std::iter::once(code.name.as_str()).chain(context).take(6).collect();
     let context = context.join(" ");
-    for name in credential.iter().take(32) {
-        for value in constants.iter().take(64) {
+    // At most 256 pairs per code object: module objects list hundreds of names.
+    for name in credential.iter().take(16) {
+        for value in constants.iter().take(16) {
             out.extend_from_slice(context.as_bytes());
             out.extend_from_slice(format!(" {name} = \"").as_bytes());
             out.extend_from_slice(value);
@@ -376,12 +394,12 @@ mod tests {
         data.push(b'c');
         data.extend_from_slice(&[0; 20]);
         data.extend_from_slice(b"s\x00\x00\x00\x00"); // bytecode
-        data.extend_from_slice(b")\x02z\x04abcd)\x01z\x05token"); // consts: 'abcd', ('token',)
+        data.extend_from_slice(b")\x02z\x08q7Xk2Lp9)\x01z\x05token"); // consts: 'q7Xk2Lp9', ('token',)
         data.extend_from_slice(b")\x01z\x06github"); // names
         data.extend_from_slice(b")\x00s\x00\x00\x00\x00z\x01fz\x08<module>z\x08<module>"); // locals, kinds, file, name, qualname
         data.extend_from_slice(&[1, 0, 0, 0]); // firstlineno
         data.extend_from_slice(b"s\x00\x00\x00\x00s\x00\x00\x00\x00"); // linetable, exceptiontable
         let text = String::from_utf8(view(&data).expect("parses")).expect("utf-8");
-        assert_eq!(text, "<module> github token = \"abcd\"\n");
+        assert_eq!(text, "<module> github token = \"q7Xk2Lp9\"\n");
     }
 }
