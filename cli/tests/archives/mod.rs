@@ -479,3 +479,77 @@ with zipfile.ZipFile("out/app-1.0-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) 
     );
     assert_eq!(secret["package"]["name"], "app");
 }
+
+const BUILD_IMAGES: &str = r#"
+import hashlib, io, json, os, sys, tarfile, gzip, zipfile
+t_env, t_history, t_deleted, t_wheel, t_layer2 = sys.argv[1:6]
+def tar_bytes(files, gz=False):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        for name, data in files:
+            info = tarfile.TarInfo(name); info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    data = raw.getvalue()
+    return gzip.compress(data) if gz else data
+wheel = io.BytesIO()
+with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("vendor_pkg/keys.py", f"KEY = '{t_wheel}'\n")
+layer1 = tar_bytes([
+    ("app/secrets.env", f"GITHUB_TOKEN={t_deleted}\n".encode()),
+    ("usr/lib/python3.11/site-packages/vendor_pkg-1.0-py3-none-any.whl", wheel.getvalue()),
+])
+# Layer 2 deletes app/secrets.env (a whiteout): the file is still in layer 1 of the image.
+layer2 = tar_bytes([("app/.wh.secrets.env", b""), ("app/main.py", f"T = '{t_layer2}'\n".encode())], gz=True)
+config = json.dumps({
+    "architecture": "amd64", "os": "linux",
+    "config": {"Env": ["PATH=/usr/bin", f"GITHUB_TOKEN={t_env}"]},
+    "history": [{"created_by": f"/bin/sh -c curl -H 'Authorization: token {t_history}' https://api.github.com/x"}],
+    "rootfs": {"type": "layers", "diff_ids": []},
+}).encode()
+digest = lambda b: hashlib.sha256(b).hexdigest()
+blobs = {digest(layer1): layer1, digest(layer2): layer2, digest(config): config}
+# An OCI image layout, as a directory and as a tar (what `docker save` writes today).
+manifest = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + digest(config)},
+    "layers": [{"digest": "sha256:" + digest(layer1)}, {"digest": "sha256:" + digest(layer2)}]}).encode()
+blobs[digest(manifest)] = manifest
+files = [("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+         ("index.json", json.dumps({"manifests": [{"digest": "sha256:" + digest(manifest)}]}).encode())]
+files += [("blobs/sha256/" + d, b) for d, b in blobs.items()]
+os.makedirs("images/oci-dir", exist_ok=True)
+for name, data in files:
+    os.makedirs(os.path.dirname(os.path.join("images/oci-dir", name)) or "images/oci-dir", exist_ok=True)
+    open(os.path.join("images/oci-dir", name), "wb").write(data)
+open("images/image.tar", "wb").write(tar_bytes(files))
+open("layer1.txt", "w").write(digest(layer1))
+"#;
+
+/// `docker save` / OCI image tarballs and layout directories: every layer (files deleted
+/// by a later layer included), archives inside layers, and the image config's Env and
+/// history are scanned, with the layer digest in the member chain.
+#[test]
+fn container_images_are_scanned_layer_by_layer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let tokens: Vec<String> = (0..5).map(|_| s.github_classic("ghp_")).collect();
+    let args: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    python(dir.path(), BUILD_IMAGES, &args);
+    let layer1 = std::fs::read_to_string(dir.path().join("layer1.txt")).expect("digest");
+    for image in ["images/image.tar", "images/oci-dir"] {
+        let (out, findings) = scan(&dir.path().join(image), &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        for token in &tokens {
+            find(&findings, token);
+        }
+        let deleted = find(&findings, &tokens[2]);
+        let chain = deleted["location"]["members"].to_string() + deleted["location"]["path"].as_str().unwrap_or("");
+        assert!(chain.contains(&layer1), "layer digest in provenance: {chain}");
+        assert!(chain.contains("app/secrets.env"), "{chain}");
+        let vendored = find(&findings, &tokens[3]);
+        assert!(
+            vendored["location"]["members"]
+                .to_string()
+                .contains("vendor_pkg-1.0-py3-none-any.whl"),
+            "{vendored:#}"
+        );
+    }
+}
