@@ -553,3 +553,30 @@ fn container_images_are_scanned_layer_by_layer() {
         );
     }
 }
+
+/// Secrets in binaries: a raw ASCII constant and a UTF-16 (`u"…"`) constant in an ELF
+/// object compiled here with `cc`.
+#[test]
+fn elf_objects_yield_raw_and_utf16_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let ascii = s.github_classic("ghp_");
+    let wide = s.github_classic("ghp_");
+    let source = format!(
+        "#include <uchar.h>\nconst char plain[] = \"token={ascii}\";\nconst char16_t wide[] = u\"token={wide}\";\n"
+    );
+    std::fs::write(dir.path().join("keys.c"), source).expect("write");
+    let status = Command::new("cc")
+        .args(["-c", "-o", "keys.o", "keys.c"])
+        .current_dir(dir.path())
+        .status()
+        .expect("cc");
+    assert!(status.success());
+    std::fs::remove_file(dir.path().join("keys.c")).expect("rm source");
+    let (_, findings) = scan(dir.path(), &[]);
+    assert_eq!(find(&findings, &ascii)["location"]["decoders"], serde_json::json!([]));
+    assert_eq!(
+        find(&findings, &wide)["location"]["decoders"],
+        serde_json::json!(["utf16le"])
+    );
+}

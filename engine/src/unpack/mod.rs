@@ -7,6 +7,7 @@
 
 pub mod pyc;
 mod tarball;
+pub mod utf16;
 mod zipfile;
 
 use std::cell::Cell;
@@ -270,6 +271,11 @@ impl<'v> Unpacker<'v> {
             if pyc::is_pyc(data) {
                 if let Some(view) = pyc::view(data) {
                     self.visitor.blob(&provenance.decoded("pyc"), &view);
+                }
+            } else if utf16::is_binary(data) {
+                // Binaries: also their UTF-16 strings.
+                if let Some(view) = utf16::view(data) {
+                    self.visitor.blob(&provenance.decoded("utf16le"), &view);
                 }
             }
             return;
