@@ -44,6 +44,9 @@ pub struct Provenance {
     pub decoders: Vec<String>,
     /// The release the file is, when its name is a wheel, sdist or egg name.
     pub package: Option<Package>,
+    /// In a decoded view, the byte ranges that were decoded: findings must touch one
+    /// (the rest of the view repeats the original, already scanned).
+    pub focus: Option<Arc<Vec<(u64, u64)>>>,
 }
 
 impl Provenance {
@@ -62,6 +65,7 @@ impl Provenance {
     pub fn decoded(&self, decoder: &str) -> Self {
         let mut view = self.clone();
         view.decoders.push(decoder.to_owned());
+        view.focus = None;
         view
     }
 
@@ -69,6 +73,7 @@ impl Provenance {
     /// artefact that was published (a vendored wheel inside an sdist is that sdist's).
     pub fn child(&self, member: String) -> Self {
         let mut child = self.clone();
+        child.focus = None;
         if child.package.is_none() {
             child.package = member.rsplit('/').next().and_then(parse_filename);
         }
@@ -154,6 +159,11 @@ impl Validator {
             };
             let abs_start = window.start + (secret.start() - window.lead) as u64;
             let abs_end = window.start + (secret.end() - window.lead) as u64;
+            if let Some(focus) = &provenance.focus {
+                if !focus.iter().any(|&(s, e)| abs_start < e && s < abs_end) {
+                    continue;
+                }
+            }
             if !seen.insert((window.rule, abs_start, abs_end)) {
                 continue;
             }

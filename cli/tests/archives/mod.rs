@@ -580,3 +580,30 @@ fn elf_objects_yield_raw_and_utf16_secrets() {
         serde_json::json!(["utf16le"])
     );
 }
+
+/// A Kubernetes Secret keeps values base64-encoded: the decoded view reads them next to
+/// their keys, and reports only what was decoded.
+#[test]
+fn base64_wrapped_secrets_are_read_in_place() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let aws = s.aws_secret();
+    let plain = s.github_classic("ghp_");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&aws);
+    std::fs::write(
+        dir.path().join("secret.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\ndata:\n  AWS_SECRET_ACCESS_KEY: {encoded}\n  NOTE: {}\nstringData:\n  GITHUB_TOKEN: {plain}\n",
+            base64::engine::general_purpose::STANDARD.encode("just a note, not a secret")
+        ),
+    )
+    .expect("write");
+    let (_, findings) = scan(dir.path(), &[]);
+    let found = find(&findings, &aws);
+    assert_eq!(found["location"]["decoders"], serde_json::json!(["base64"]));
+    // The plain token is reported once, from the file itself, not again from the view.
+    let plain_hits: Vec<_> = findings.iter().filter(|f| f["secret"] == plain.as_str()).collect();
+    assert_eq!(plain_hits.len(), 1, "{plain_hits:#?}");
+    assert_eq!(plain_hits[0]["location"]["decoders"], serde_json::json!([]));
+}

@@ -5,6 +5,7 @@
 //! This module knows nothing of rules: it hands every member to a [`Visitor`], either whole
 //! (held in memory, at most [`Budget::member_buffer`] bytes) or as a stream.
 
+pub mod decode;
 pub mod pyc;
 mod tarball;
 pub mod utf16;
@@ -276,6 +277,13 @@ impl<'v> Unpacker<'v> {
                 // Binaries: also their UTF-16 strings.
                 if let Some(view) = utf16::view(data) {
                     self.visitor.blob(&provenance.decoded("utf16le"), &view);
+                }
+            } else if provenance.decoders.is_empty() {
+                // Text: also its base64 runs decoded in place (one level).
+                if let Some((view, spans)) = decode::base64_view(data) {
+                    let mut view_provenance = provenance.decoded("base64");
+                    view_provenance.focus = Some(std::sync::Arc::new(spans));
+                    self.visitor.blob(&view_provenance, &view);
                 }
             }
             return;
