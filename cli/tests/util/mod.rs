@@ -30,28 +30,7 @@ pub fn run_with_deadline(mut cmd: Command, stdin: Option<&[u8]>, deadline: Durat
             .write_all(input)
             .expect("write stdin");
     }
-    // Drain both pipes while waiting, or a child with a lot to say blocks on a full pipe.
-    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    );
+    let (stdout, stderr) = drain_pipes(&mut child);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -68,6 +47,31 @@ pub fn run_with_deadline(mut cmd: Command, stdin: Option<&[u8]>, deadline: Durat
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
     }
+}
+
+/// Reads a child's stdout and stderr on threads while it runs: a child with a lot to say
+/// would otherwise block on a full pipe.
+fn drain_pipes(
+    child: &mut std::process::Child,
+) -> (std::thread::JoinHandle<Vec<u8>>, std::thread::JoinHandle<Vec<u8>>) {
+    fn drain(pipe: Option<Box<dyn std::io::Read + Send>>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>);
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>);
+    (drain(stdout), drain(stderr))
 }
 
 /// Runs a command to completion (60 s deadline).
@@ -145,27 +149,7 @@ impl Secrets {
 pub fn run_measuring_rss(mut cmd: Command) -> (Output, u64) {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn keysweep");
-    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    );
+    let (stdout, stderr) = drain_pipes(&mut child);
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
