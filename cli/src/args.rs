@@ -133,6 +133,14 @@ pub struct ScanArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8G", help_heading = "Archives")]
     pub max_unpacked_bytes: u64,
 
+    /// Follow decoders (`.pyc`, UTF-16, base64, hex, escapes, percent-encoding) up to N
+    /// deep: base64 of an escaped string is 2.
+    #[arg(long, value_name = "N", default_value_t = keysweep::views::DEFAULT_DEPTH, help_heading = "Decoding")]
+    pub max_decode_depth: u32,
+    /// Scan bytes only as they are: no decoded views (same as --max-decode-depth 0).
+    #[arg(long, help_heading = "Decoding")]
+    pub no_decode: bool,
+
     #[command(flatten)]
     pub rules: RulesArgs,
     /// Report findings at this confidence or above.

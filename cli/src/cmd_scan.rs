@@ -126,6 +126,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
             max_unpacked_bytes: args.max_unpacked_bytes,
             ..Budget::default()
         }),
+        decode_depth: if args.no_decode { 0 } else { args.max_decode_depth },
         max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
     };
     let (out, to_terminal): (Box<dyn Write>, bool) = match &args.output {

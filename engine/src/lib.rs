@@ -30,6 +30,7 @@ pub mod scan;
 pub mod sink;
 pub mod unpack;
 pub mod validate;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

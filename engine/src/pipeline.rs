@@ -34,6 +34,9 @@ pub struct ScanOptions {
     pub min_confidence: Confidence,
     /// Open archives and compressed streams, under this budget; `None` scans them raw.
     pub archives: Option<Budget>,
+    /// Decoded views (`.pyc` pairs, UTF-16, base64, hex, escapes, percent-encoding) are
+    /// chained up to this depth; 0 scans bytes only as they are.
+    pub decode_depth: u32,
     /// Findings of one rule reported per file before the rest are only counted (with a
     /// warning): a generated or hostile file must not turn the report into gigabytes.
     pub max_findings_per_file_and_rule: Option<u64>,
@@ -47,6 +50,7 @@ impl Default for ScanOptions {
             load: LoadPolicy::default(),
             min_confidence: Confidence::Medium,
             archives: Some(Budget::default()),
+            decode_depth: crate::views::DEFAULT_DEPTH,
             max_findings_per_file_and_rule: Some(1000),
         }
     }
@@ -315,6 +319,7 @@ struct Worker {
     buf: Vec<u8>,
     load: LoadPolicy,
     archives: Option<Budget>,
+    decode_depth: u32,
 }
 
 impl Worker {
@@ -333,13 +338,16 @@ impl Worker {
             batches,
         };
         let mut stats = UnpackStats::default();
-        let mut unpack = |data: &[u8], members: &mut MemberScanner<'_>| match self.archives {
-            Some(budget) => {
-                let mut unpacker = Unpacker::new(budget, data.len() as u64, members);
-                unpacker.blob(data, &provenance, 0);
-                stats = unpacker.stats;
-            }
-            None => members.blob(&provenance, data),
+        let decode_depth = self.decode_depth;
+        // Without archives, the unpacker still decodes views; it opens nothing at depth 0.
+        let budget = self.archives.unwrap_or(Budget {
+            max_depth: 0,
+            ..Budget::default()
+        });
+        let mut unpack = |data: &[u8], members: &mut MemberScanner<'_>| {
+            let mut unpacker = Unpacker::new(budget, decode_depth, data.len() as u64, members);
+            unpacker.blob(data, &provenance, 0);
+            stats = unpacker.stats;
         };
         let result: Result<u64, Error> = match loaded {
             Loaded::Buffered => {
@@ -389,7 +397,7 @@ impl Worker {
                         }
                     }
                     (Some(budget), f) if f != Format::Plain => {
-                        let mut unpacker = Unpacker::new(budget, listed_len, &mut members);
+                        let mut unpacker = Unpacker::new(budget, self.decode_depth, listed_len, &mut members);
                         unpacker.top_reader(f, Box::new(BufReader::new(&mut file)), listed_len, &provenance);
                         stats = unpacker.stats;
                         Ok(listed_len)
@@ -455,6 +463,7 @@ pub(crate) fn run(
             buf: Vec::new(),
             load: options.load,
             archives: options.archives,
+            decode_depth: options.decode_depth,
         });
     }
 

@@ -10,6 +10,7 @@ use crate::checks::{check, CheckOutcome};
 use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
 use crate::package::{parse_filename, Package};
 use crate::rules::RuleSet;
+use crate::views::{excerpt_at, Excerpt};
 
 /// A candidate window shipped from a scan worker: a copy of the bytes, so the worker can
 /// release the file at once, and what is needed to place a match in lines and columns.
@@ -47,6 +48,9 @@ pub struct Provenance {
     /// In a decoded view, the byte ranges that were decoded: findings must touch one
     /// (the rest of the view repeats the original, already scanned).
     pub focus: Option<Arc<Vec<(u64, u64)>>>,
+    /// In a decoded view, where its parts came from: findings are placed at the encoded
+    /// bytes of the blob (see [`crate::views::Excerpt`]).
+    pub origin: Option<Arc<Vec<Excerpt>>>,
 }
 
 impl Provenance {
@@ -66,6 +70,7 @@ impl Provenance {
         let mut view = self.clone();
         view.decoders.push(decoder.to_owned());
         view.focus = None;
+        view.origin = None;
         view
     }
 
@@ -74,6 +79,7 @@ impl Provenance {
     pub fn child(&self, member: String) -> Self {
         let mut child = self.clone();
         child.focus = None;
+        child.origin = None;
         if child.package.is_none() {
             child.package = member.rsplit('/').next().and_then(parse_filename);
         }
@@ -125,6 +131,11 @@ impl Validator {
         if self.dedup_across_rules {
             dedup_across_rules(&mut findings);
         }
+        if let Some(origin) = &batch.provenance.origin {
+            for finding in &mut findings {
+                place_in_blob(finding, origin);
+            }
+        }
         findings
     }
 
@@ -160,7 +171,12 @@ impl Validator {
             let abs_start = window.start + (secret.start() - window.lead) as u64;
             let abs_end = window.start + (secret.end() - window.lead) as u64;
             if let Some(focus) = &provenance.focus {
-                if !focus.iter().any(|&(s, e)| abs_start < e && s < abs_end) {
+                // The match, or the byte either side of it, must be decoded: a keyword before
+                // a decoded value counts, and so does a token after a decoded `=` (in the
+                // encoded text, `%3Dghp_…` gave the rule no boundary to start at).
+                let match_start = (window.start + whole.start().saturating_sub(window.lead) as u64).saturating_sub(1);
+                let match_end = window.start + whole.end().saturating_sub(window.lead) as u64 + 1;
+                if !focus.iter().any(|&(s, e)| match_start < e && s < match_end) {
                     continue;
                 }
             }
@@ -228,6 +244,19 @@ impl Validator {
             });
         }
     }
+}
+
+/// Moves a finding in a decoded view to the encoded bytes it came from.
+fn place_in_blob(finding: &mut Finding, origin: &[Excerpt]) {
+    let Some(excerpt) = excerpt_at(origin, finding.location.offset) else {
+        return;
+    };
+    let location = &mut finding.location;
+    location.offset = excerpt.blob_start;
+    location.end = excerpt.blob_end;
+    location.line = excerpt.line;
+    location.column = excerpt.column;
+    finding.fingerprint = Finding::compute_fingerprint(&finding.rule.id, &finding.secret_sha256, location);
 }
 
 /// One report per secret per place: when several rules confirm the same byte range (a

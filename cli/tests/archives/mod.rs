@@ -577,7 +577,7 @@ fn elf_objects_yield_raw_and_utf16_secrets() {
     assert_eq!(find(&findings, &ascii)["location"]["decoders"], serde_json::json!([]));
     assert_eq!(
         find(&findings, &wide)["location"]["decoders"],
-        serde_json::json!(["utf16le"])
+        serde_json::json!(["utf16"])
     );
 }
 

@@ -5,10 +5,7 @@
 //! This module knows nothing of rules: it hands every member to a [`Visitor`], either whole
 //! (held in memory, at most [`Budget::member_buffer`] bytes) or as a stream.
 
-pub mod decode;
-pub mod pyc;
 mod tarball;
-pub mod utf16;
 mod zipfile;
 
 use std::cell::Cell;
@@ -17,6 +14,7 @@ use std::rc::Rc;
 
 use crate::report::WarningKind;
 use crate::validate::Provenance;
+use crate::views::Views;
 
 /// A container format, from its magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +120,8 @@ pub struct Unpacker<'v> {
     entries: u64,
     exhausted: bool,
     visitor: &'v mut dyn Visitor,
+    /// Decoded views of plain blobs are chained up to this depth (0: none).
+    decode_depth: u32,
     /// Counters so far.
     pub stats: UnpackStats,
 }
@@ -176,8 +176,9 @@ impl<R: Read> Read for Limited<R> {
 }
 
 impl<'v> Unpacker<'v> {
-    /// An unpacker for one top-level file of `file_len` bytes.
-    pub fn new(budget: Budget, file_len: u64, visitor: &'v mut dyn Visitor) -> Self {
+    /// An unpacker for one top-level file of `file_len` bytes; plain blobs get their decoded
+    /// views up to `decode_depth` (see [`crate::views`]).
+    pub fn new(budget: Budget, decode_depth: u32, file_len: u64, visitor: &'v mut dyn Visitor) -> Self {
         // Ten times the per-member ratio over the whole file: a single bomb member hits its
         // own limit first (its siblings are still scanned), nested bombs hit this one.
         let by_ratio = file_len
@@ -190,6 +191,7 @@ impl<'v> Unpacker<'v> {
             entries: 0,
             exhausted: false,
             visitor,
+            decode_depth,
             stats: UnpackStats::default(),
         }
     }
@@ -267,34 +269,31 @@ impl<'v> Unpacker<'v> {
         }
         let format = sniff(&data[..data.len().min(SNIFF_LEN)]);
         if format == Format::Plain {
-            self.visit(provenance, data);
-            // Compiled Python: also its names next to its constants.
-            if pyc::is_pyc(data) {
-                if let Some(view) = pyc::view(data) {
-                    self.visitor.blob(&provenance.decoded("pyc"), &view);
-                }
-            } else if utf16::is_binary(data) {
-                // Binaries: also their UTF-16 strings.
-                if let Some(view) = utf16::view(data) {
-                    self.visitor.blob(&provenance.decoded("utf16le"), &view);
-                }
-            } else if provenance.decoders.is_empty() {
-                // Text: also its base64 runs decoded in place (one level).
-                if let Some((view, spans)) = decode::base64_view(data) {
-                    let mut view_provenance = provenance.decoded("base64");
-                    view_provenance.focus = Some(std::sync::Arc::new(spans));
-                    self.visitor.blob(&view_provenance, &view);
-                }
+            let views = if (provenance.decoders.len() as u32) < self.decode_depth {
+                crate::views::views_of(data)
+            } else {
+                Views::default()
+            };
+            if !views.replace_blob {
+                self.visit(provenance, data);
+            }
+            // A view is a blob like any other: decoded again, or opened (gzip in base64).
+            for view in views.list {
+                let child = crate::views::provenance_of(provenance, &view);
+                self.blob(&view.bytes, &child, depth);
             }
             return;
         }
         if depth >= self.budget.max_depth {
-            let max = self.budget.max_depth;
-            self.warn(
-                provenance,
-                WarningKind::BudgetExceeded,
-                format!("containers nested deeper than {max}: scanned as raw bytes"),
-            );
+            // A depth of 0 means archives are not opened at all: nothing to warn about.
+            if self.budget.max_depth > 0 {
+                let max = self.budget.max_depth;
+                self.warn(
+                    provenance,
+                    WarningKind::BudgetExceeded,
+                    format!("containers nested deeper than {max}: scanned as raw bytes"),
+                );
+            }
             self.visit(provenance, data);
             return;
         }
@@ -337,7 +336,7 @@ impl<'v> Unpacker<'v> {
     }
 
     fn visit(&mut self, provenance: &Provenance, data: &[u8]) {
-        if !provenance.members.is_empty() {
+        if !provenance.members.is_empty() && provenance.decoders.is_empty() {
             self.stats.members += 1;
         }
         self.visitor.blob(provenance, data);

@@ -6,6 +6,10 @@
 //! (depth, object count) and any error simply ends the view.
 
 /// Marshal type codes (`Python/marshal.c`).
+use std::rc::Rc;
+
+use super::{is_credential_name, is_identifier, looks_like_a_value, View};
+
 mod ty {
     pub const NULL: u8 = b'0';
     pub const NONE: u8 = b'N';
@@ -38,21 +42,22 @@ mod ty {
     pub const FLAG_REF: u8 = 0x80;
 }
 
-/// A marshalled value, reduced to what the view needs.
+/// A marshalled value, reduced to what the view needs. Strings borrow from the file and
+/// containers are shared, so back-references cost nothing to resolve.
 #[derive(Clone, Debug)]
-enum Obj {
-    Str(Vec<u8>),
-    Seq(Vec<Obj>),
-    Code(Box<Code>),
+enum Obj<'a> {
+    Str(&'a [u8]),
+    Seq(Rc<[Obj<'a>]>),
+    Code(Rc<Code<'a>>),
     Other,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Code {
-    name: String,
-    consts: Vec<Obj>,
-    names: Vec<String>,
-    locals: Vec<String>,
+#[derive(Debug, Default)]
+struct Code<'a> {
+    name: &'a [u8],
+    consts: Rc<[Obj<'a>]>,
+    names: Vec<&'a [u8]>,
+    locals: Vec<&'a [u8]>,
 }
 
 /// Code object layout: leading 32-bit fields, then the object fields in order.
@@ -75,17 +80,17 @@ struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
     layout: Layout,
-    refs: Vec<Obj>,
+    refs: Vec<Obj<'a>>,
     objects: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Option<u8> {
         let b = *self.data.get(self.pos)?;
         self.pos += 1;
         Some(b)
     }
-    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
         let s = self.data.get(self.pos..self.pos.checked_add(n)?)?;
         self.pos += n;
         Some(s)
@@ -100,7 +105,7 @@ impl Reader<'_> {
         (n <= self.data.len() - self.pos).then_some(n)
     }
 
-    fn object(&mut self, depth: u32) -> Option<Obj> {
+    fn object(&mut self, depth: u32) -> Option<Obj<'a>> {
         if depth > MAX_DEPTH || self.objects > MAX_OBJECTS {
             return None;
         }
@@ -135,11 +140,11 @@ impl Reader<'_> {
             }
             ty::STRING | ty::INTERNED | ty::UNICODE | ty::ASCII | ty::ASCII_INTERNED => {
                 let n = self.len32()?;
-                Obj::Str(self.bytes(n)?.to_vec())
+                Obj::Str(self.bytes(n)?)
             }
             ty::SHORT_ASCII | ty::SHORT_ASCII_INTERNED => {
                 let n = self.byte()? as usize;
-                Obj::Str(self.bytes(n)?.to_vec())
+                Obj::Str(self.bytes(n)?)
             }
             ty::TUPLE | ty::LIST | ty::SET | ty::FROZENSET => {
                 let n = self.len32()?;
@@ -159,29 +164,22 @@ impl Reader<'_> {
                     items.push(self.object(depth + 1)?);
                     items.push(self.object(depth + 1)?);
                 }
-                Obj::Seq(items)
+                Obj::Seq(items.into())
             }
             ty::REF => {
                 let i = self.u32()? as usize;
                 self.refs.get(i)?.clone()
             }
-            ty::CODE => Obj::Code(Box::new(self.code(depth)?)),
+            ty::CODE => Obj::Code(Rc::new(self.code(depth)?)),
             _ => return None,
         };
         if let Some(i) = slot {
-            // Back-references are kept for strings and small string tuples (names,
-            // keyword names); cloning whole code objects into the table would make
-            // parsing quadratic in the module's size.
-            self.refs[i] = match &obj {
-                Obj::Str(_) => obj.clone(),
-                Obj::Seq(items) if items.len() <= 16 && items.iter().all(|o| matches!(o, Obj::Str(_))) => obj.clone(),
-                _ => Obj::Other,
-            };
+            self.refs[i] = obj.clone();
         }
         Some(obj)
     }
 
-    fn code(&mut self, depth: u32) -> Option<Code> {
+    fn code(&mut self, depth: u32) -> Option<Code<'a>> {
         let ints = match self.layout {
             Layout::Py27 => 4,
             Layout::Py30 | Layout::Py311 => 5,
@@ -221,22 +219,28 @@ impl Reader<'_> {
     }
 }
 
-fn seq(obj: Obj) -> Vec<Obj> {
+fn seq(obj: Obj<'_>) -> Rc<[Obj<'_>]> {
     match obj {
         Obj::Seq(items) => items,
-        _ => Vec::new(),
+        _ => Rc::new([]),
     }
 }
 
-fn text(obj: Obj) -> String {
+fn text(obj: Obj<'_>) -> &[u8] {
     match obj {
-        Obj::Str(s) => String::from_utf8_lossy(&s).into_owned(),
-        _ => String::new(),
+        Obj::Str(s) => s,
+        _ => b"",
     }
 }
 
-fn strings(obj: Obj) -> Vec<String> {
-    seq(obj).into_iter().map(text).filter(|s| !s.is_empty()).collect()
+fn strings(obj: Obj<'_>) -> Vec<&[u8]> {
+    seq(obj)
+        .iter()
+        .filter_map(|o| match o {
+            Obj::Str(s) if !s.is_empty() => Some(*s),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The layout for a magic number (first two bytes, little-endian), and the header size.
@@ -258,35 +262,15 @@ pub fn is_pyc(data: &[u8]) -> bool {
     data.len() >= 16 && data[2..4] == *b"\r\n" && layout_of(u16::from_le_bytes([data[0], data[1]])).is_some()
 }
 
-/// Words that make a name worth pairing with string constants.
-const CREDENTIAL_WORDS: &[&str] = &[
-    "token",
-    "secret",
-    "key",
-    "passw",
-    "pwd",
-    "auth",
-    "credential",
-    "api",
-    "login",
-];
+/// Strings shorter than this are not listed: no secret is that short.
+const MIN_LISTED: usize = 8;
 
-/// A constant worth pairing with a credential-like name: secret-sized, one word, random-ish.
-fn looks_like_a_value(s: &[u8]) -> bool {
-    (8..=4096).contains(&s.len())
-        && !s.iter().any(|b| b.is_ascii_whitespace())
-        && crate::finding::shannon_entropy(s) >= 3.0
-}
-
-fn is_identifier(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && (s[0].is_ascii_alphabetic() || s[0] == b'_')
-        && s.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-}
-
-/// The text view of a `.pyc`, or `None` when it does not parse.
-pub fn view(data: &[u8]) -> Option<Vec<u8>> {
+/// The text view of a `.pyc`, or `None` when it does not parse: each code object's
+/// credential-like names next to its string constants (`access_token = "…"`), then every
+/// string constant of the file on a line of its own. The view replaces the file's bytes,
+/// where a string runs into the next object's type byte (`…t51DOz\x10`) and a rule
+/// could not see where it ends.
+pub fn view(data: &[u8]) -> Option<View> {
     let (layout, header) = layout_of(u16::from_le_bytes([*data.first()?, *data.get(1)?]))?;
     let mut reader = Reader {
         data,
@@ -299,52 +283,77 @@ pub fn view(data: &[u8]) -> Option<Vec<u8>> {
         return None;
     };
     let mut out = Vec::new();
-    render(&module, &mut out, 0);
-    Some(out)
+    let mut listed = Vec::new();
+    render(&module, &[], &mut out, &mut listed, 0);
+    for value in listed {
+        out.push(b'"');
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\"\n");
+    }
+    Some(View {
+        decoder: "pyc",
+        bytes: out,
+        focus: None,
+        origin: Vec::new(),
+    })
 }
 
-/// One code object: each credential-like name (names, locals, keyword-argument names)
-/// next to each string constant, after the code object's other names for context
+/// Every string in a constant, tuples and sets included (defaults, dict keys).
+fn each_string<'a>(obj: &Obj<'a>, depth: u32, f: &mut dyn FnMut(&'a [u8])) {
+    match obj {
+        Obj::Str(s) => f(s),
+        Obj::Seq(items) if depth < 4 => items.iter().for_each(|i| each_string(i, depth + 1, f)),
+        _ => {}
+    }
+}
+
+/// One code object: each credential-like name (names, locals, keyword-argument names,
+/// dict keys) next to each secret-shaped constant of its own and of its parent (where a
+/// function's defaults live), after the code object's other names for context
 /// (`main _fetch_github_file access_token = "…"`); nested code objects follow.
-fn render(code: &Code, out: &mut Vec<u8>, depth: u32) {
+fn render<'a>(code: &Code<'a>, parent_values: &[&'a [u8]], out: &mut Vec<u8>, listed: &mut Vec<&'a [u8]>, depth: u32) {
     if depth > MAX_DEPTH {
         return;
     }
-    let mut idents: Vec<&str> = code.names.iter().chain(&code.locals).map(String::as_str).collect();
-    let mut constants: Vec<&[u8]> = Vec::new();
-    for c in &code.consts {
-        match c {
-            // Every string constant long enough to be a secret is a value, even one shaped
-            // like a name (a hex token is).
-            // Messages and docstrings (with spaces, or low entropy) are skipped: they are the
-            // bulk of constants and never a credential worth pairing.
-            Obj::Str(s) if looks_like_a_value(s) => constants.push(s),
-            // Keyword-argument names travel as tuples of strings among the constants.
-            Obj::Seq(items) => idents.extend(items.iter().filter_map(|i| match i {
-                Obj::Str(s) if is_identifier(s) => std::str::from_utf8(s).ok(),
-                _ => None,
-            })),
-            _ => {}
-        }
+    let mut idents: Vec<&[u8]> = code.names.iter().chain(&code.locals).copied().collect();
+    let mut values: Vec<&'a [u8]> = Vec::new();
+    for c in code.consts.iter() {
+        each_string(c, 0, &mut |s| {
+            if s.len() >= MIN_LISTED {
+                listed.push(s);
+            }
+            // Every string constant long enough to be a secret is a value, even one
+            // shaped like a name (a hex token is); messages and docstrings are not.
+            if looks_like_a_value(s) {
+                values.push(s);
+            }
+            // A string naming a credential (a dict key, an environment variable's name).
+            if is_identifier(s) && is_credential_name(s) {
+                idents.push(s);
+            }
+        });
     }
-    let (credential, context): (Vec<&str>, Vec<&str>) = idents.into_iter().partition(|name| {
-        let lower = name.to_ascii_lowercase();
-        CREDENTIAL_WORDS.iter().any(|w| lower.contains(w))
-    });
-    let context: Vec<&str> = std::iter::once(code.name.as_str()).chain(context).take(6).collect();
-    let context = context.join(" ");
+    let (credential, context): (Vec<&[u8]>, Vec<&[u8]>) = idents.into_iter().partition(|name| is_credential_name(name));
+    let mut line_start: Vec<u8> = code.name.to_vec();
+    for name in context.iter().take(5) {
+        line_start.push(b' ');
+        line_start.extend_from_slice(name);
+    }
     // At most 256 pairs per code object: module objects list hundreds of names.
-    for name in credential.iter().take(16) {
-        for value in constants.iter().take(16) {
-            out.extend_from_slice(context.as_bytes());
-            out.extend_from_slice(format!(" {name} = \"").as_bytes());
+    let mut seen = std::collections::HashSet::new();
+    for name in credential.iter().filter(|n| seen.insert(**n)).take(16) {
+        for value in values.iter().chain(parent_values).filter(|v| *v != name).take(16) {
+            out.extend_from_slice(&line_start);
+            out.push(b' ');
+            out.extend_from_slice(name);
+            out.extend_from_slice(b" = \"");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\"\n");
         }
     }
-    for c in &code.consts {
+    for c in code.consts.iter() {
         if let Obj::Code(inner) = c {
-            render(inner, out, depth + 1);
+            render(inner, &values, out, listed, depth + 1);
         }
     }
 }
@@ -399,7 +408,7 @@ mod tests {
         data.extend_from_slice(b")\x00s\x00\x00\x00\x00z\x01fz\x08<module>z\x08<module>"); // locals, kinds, file, name, qualname
         data.extend_from_slice(&[1, 0, 0, 0]); // firstlineno
         data.extend_from_slice(b"s\x00\x00\x00\x00s\x00\x00\x00\x00"); // linetable, exceptiontable
-        let text = String::from_utf8(view(&data).expect("parses")).expect("utf-8");
-        assert_eq!(text, "<module> github token = \"q7Xk2Lp9\"\n");
+        let text = String::from_utf8(view(&data).expect("parses").bytes).expect("utf-8");
+        assert_eq!(text, "<module> github token = \"q7Xk2Lp9\"\n\"q7Xk2Lp9\"\n");
     }
 }

@@ -1,0 +1,215 @@
+//! Decoded views of a blob: the same content as a rule would need to see it. A `.pyc`'s
+//! names next to its constants, a binary's UTF-16 strings, text wrapped in base64 or hex,
+//! escaped strings (`\u0067`, octal, `\/`), percent-encoding and C byte lists, decoded in
+//! place, and notebooks read as code. Views are decoded again, up to a depth, so a chain such as base64 of an escaped
+//! string is followed; each finding records the chain in `location.decoders`.
+//!
+//! Views are compact: most keep only the excerpts that were decoded, so their cost follows
+//! what was found, not the size of the blob. Where a view repeats bytes of its blob (the
+//! line around a decoded run), it names the decoded ranges (its focus) and only matches
+//! touching one are kept: the rest was already found in the blob itself.
+
+pub mod bytelists;
+pub mod escapes;
+pub mod notebook;
+pub mod pyc;
+pub mod runs;
+pub mod utf16;
+
+use std::sync::Arc;
+
+use crate::validate::Provenance;
+
+/// How deep views are decoded by default (base64 of an escaped string is 2).
+pub const DEFAULT_DEPTH: u32 = 3;
+
+/// Bytes decoded from a blob, ready to scan.
+#[derive(Debug, Default)]
+pub struct View {
+    /// The decoder's name, as reported in `location.decoders`.
+    pub decoder: &'static str,
+    /// The decoded text.
+    pub bytes: Vec<u8>,
+    /// The ranges of `bytes` that were decoded; `None` when all of it is new.
+    pub focus: Option<Vec<(u64, u64)>>,
+    /// Where the view's parts came from in the blob, by view offset; empty when parts
+    /// cannot be placed (a `.pyc`'s pairs).
+    pub origin: Vec<Excerpt>,
+}
+
+/// A part of a view and the encoded bytes of the blob it was decoded from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Excerpt {
+    /// Where the part starts in the view (it ends where the next begins).
+    pub view_start: u64,
+    /// The encoded bytes in the blob.
+    pub blob_start: u64,
+    /// End of the encoded bytes.
+    pub blob_end: u64,
+    /// 1-based line of `blob_start` in the blob.
+    pub line: u64,
+    /// 1-based byte column of `blob_start`.
+    pub column: u64,
+}
+
+/// The excerpt holding view offset `at`.
+pub fn excerpt_at(origin: &[Excerpt], at: u64) -> Option<&Excerpt> {
+    let after = origin.partition_point(|e| e.view_start <= at);
+    after.checked_sub(1).map(|i| &origin[i])
+}
+
+/// Lines and columns of increasing offsets in one blob, counted once.
+pub(crate) struct LineCounter<'a> {
+    data: &'a [u8],
+    counted_to: usize,
+    line: u64,
+    line_start: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        LineCounter {
+            data,
+            counted_to: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    /// The excerpt for encoded bytes `start..end`, placed at `view_start`. Offsets must
+    /// not decrease from one call to the next.
+    pub(crate) fn excerpt(&mut self, view_start: usize, start: usize, end: usize) -> Excerpt {
+        let from = self.counted_to.min(start);
+        for nl in memchr::memchr_iter(b'\n', &self.data[from..start]) {
+            self.line += 1;
+            self.line_start = from + nl + 1;
+        }
+        self.counted_to = self.counted_to.max(start);
+        Excerpt {
+            view_start: view_start as u64,
+            blob_start: start as u64,
+            blob_end: end as u64,
+            line: self.line,
+            // Runs found out of order (UTF-16 at two alignments) keep the last line seen.
+            column: start.saturating_sub(self.line_start) as u64 + 1,
+        }
+    }
+}
+
+/// Words that make a name worth pairing with string constants.
+const CREDENTIAL_WORDS: &[&[u8]] = &[
+    b"token",
+    b"secret",
+    b"key",
+    b"passw",
+    b"pwd",
+    b"auth",
+    b"credential",
+    b"api",
+    b"login",
+];
+
+/// A constant worth pairing with a credential-like name: secret-sized, one word, random-ish.
+pub(crate) fn looks_like_a_value(s: &[u8]) -> bool {
+    (8..=4096).contains(&s.len())
+        && !s.iter().any(|b| b.is_ascii_whitespace())
+        && crate::finding::shannon_entropy(s) >= 3.0
+}
+
+pub(crate) fn is_identifier(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && (s[0].is_ascii_alphabetic() || s[0] == b'_')
+        && s.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+pub(crate) fn is_credential_name(name: &[u8]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    CREDENTIAL_WORDS.iter().any(|w| lower.windows(w.len()).any(|x| x == *w))
+}
+
+/// Whether a blob looks binary (a NUL in its first 8 KiB).
+pub fn is_binary(data: &[u8]) -> bool {
+    memchr::memchr(0, &data[..data.len().min(8192)]).is_some()
+}
+
+/// The views of one blob, one level deep.
+#[derive(Debug, Default)]
+pub struct Views {
+    /// The first view holds everything the blob's bytes could show (a parsed `.pyc`'s
+    /// constants, each on its own line; a notebook's text): the bytes need not be scanned.
+    pub replace_blob: bool,
+    /// The views.
+    pub list: Vec<View>,
+}
+
+/// The views of `data`, one level deep.
+pub fn views_of(data: &[u8]) -> Views {
+    let mut views = Views::default();
+    if pyc::is_pyc(data) {
+        if let Some(view) = pyc::view(data) {
+            views.replace_blob = true;
+            views.list.push(view);
+            return views;
+        }
+    } else if is_binary(data) {
+        // Machine code is read for its UTF-16 strings only; base64 in a binary is rare,
+        // and a pass over every byte of every binary is not (the UTF-16 text is decoded).
+        views.list.extend(utf16::view(data));
+        return views;
+    } else if notebook::is_notebook(data) {
+        if let Some(view) = notebook::view(data) {
+            // The notebook's text is all in the view; its own escapes are decoded there.
+            views.replace_blob = true;
+            views.list.push(view);
+            return views;
+        }
+    } else {
+        views.list.extend(escapes::views(data));
+        views.list.extend(bytelists::view(data));
+    }
+    views.list.extend(runs::views(data));
+    views
+}
+
+/// The provenance of `view`, a view of a blob from `parent`: its decoder added, and its
+/// excerpts placed in the outermost blob that can be placed.
+pub fn provenance_of(parent: &Provenance, view: &View) -> Provenance {
+    let mut child = parent.decoded(view.decoder);
+    child.focus = view.focus.clone().map(Arc::new);
+    child.origin = match (&parent.origin, view.origin.is_empty()) {
+        (_, true) => None,
+        // In the blob itself, or in a view that cannot be placed (a `.pyc`'s): place there.
+        (None, false) => Some(Arc::new(view.origin.clone())),
+        // Each excerpt lies in an excerpt of the parent: report that one, in the blob.
+        (Some(outer), false) => Some(Arc::new(
+            view.origin
+                .iter()
+                .filter_map(|e| {
+                    excerpt_at(outer, e.blob_start).map(|o| Excerpt {
+                        view_start: e.view_start,
+                        ..*o
+                    })
+                })
+                .collect(),
+        )),
+    };
+    child
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_carry_lines_and_columns() {
+        let data = b"a\nbb\n  xyz\n";
+        let mut lines = LineCounter::new(data);
+        assert_eq!(lines.excerpt(0, 0, 1).line, 1);
+        let e = lines.excerpt(5, 7, 10);
+        assert_eq!((e.line, e.column, e.blob_start, e.blob_end), (3, 3, 7, 10));
+        let origin = [lines.excerpt(0, 7, 8), e];
+        assert_eq!(excerpt_at(&origin, 4).map(|e| e.view_start), Some(0));
+        assert_eq!(excerpt_at(&origin, 9).map(|e| e.view_start), Some(5));
+    }
+}
