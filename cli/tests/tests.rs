@@ -2,6 +2,7 @@
 
 mod archives;
 mod util;
+mod views;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -171,11 +171,11 @@ impl Validator {
             let abs_start = window.start + (secret.start() - window.lead) as u64;
             let abs_end = window.start + (secret.end() - window.lead) as u64;
             if let Some(focus) = &provenance.focus {
-                // The match, or the byte either side of it, must be decoded: a keyword before
-                // a decoded value counts, and so does a token after a decoded `=` (in the
-                // encoded text, `%3Dghp_…` gave the rule no boundary to start at).
+                // The match, or the byte before it, must be decoded: a keyword before a decoded
+                // value counts, and so does a token after a decoded `=` (encoded, `%3Dghp_…`
+                // gave the rule no boundary to start at; after a token, `%2F` gave one).
                 let match_start = (window.start + whole.start().saturating_sub(window.lead) as u64).saturating_sub(1);
-                let match_end = window.start + whole.end().saturating_sub(window.lead) as u64 + 1;
+                let match_end = window.start + whole.end().saturating_sub(window.lead) as u64;
                 if !focus.iter().any(|&(s, e)| match_start < e && s < match_end) {
                     continue;
                 }

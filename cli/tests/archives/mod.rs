@@ -4,38 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{jsonl, keysweep, run, run_measuring_rss, Secrets};
-
-/// Runs a python3 script with the given arguments in `dir`.
-fn python(dir: &Path, script: &str, args: &[&str]) {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn scan(dir: &Path, extra: &[&str]) -> (std::process::Output, Vec<serde_json::Value>) {
-    let mut cmd = keysweep();
-    cmd.args(["scan", "--format", "jsonl", "-j", "2"]).args(extra).arg(dir);
-    let out = run(cmd);
-    let findings = jsonl(&out);
-    (out, findings)
-}
-
-fn find<'a>(findings: &'a [serde_json::Value], secret: &str) -> &'a serde_json::Value {
-    findings
-        .iter()
-        .find(|f| f["secret"] == secret)
-        .unwrap_or_else(|| panic!("{secret} not found in {findings:#?}"))
-}
+use crate::util::{find, jsonl, keysweep, python, run_measuring_rss, scan, Secrets};
 
 const BUILD_RELEASES: &str = r#"
 import io, os, sys, tarfile, zipfile, subprocess, shutil, bz2, lzma
@@ -440,46 +409,6 @@ open("mirror/web/simple/tiny-pkg/index.html", "w").write(f"<a href='x'>{sys.argv
     assert!(path.contains("web/packages/3f/1a/"), "{path}");
 }
 
-/// The leak that motivated keysweep: a bare 40-hex GitHub token in a compiled `.pyc`,
-/// passed as `access_token=` to a GitHub helper. Compiled here with the machine's python3.
-#[test]
-fn compiled_python_yields_keyword_context_secrets() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = Secrets::new();
-    let hex = s.hex(40);
-    let aws = s.aws_secret();
-    python(
-        dir.path(),
-        r#"
-import os, py_compile, sys, zipfile
-os.makedirs("src", exist_ok=True)
-open("src/fetch.py", "w").write(
-    "def _fetch_github_file(path, access_token=None):\n    return path\n\n"
-    "def main():\n"
-    f"    return _fetch_github_file('README.md', access_token='{sys.argv[1]}')\n"
-)
-open("src/settings.py", "w").write(f"REGION = 'eu-west-1'\nAWS_SECRET_ACCESS_KEY = '{sys.argv[2]}'\n")
-os.makedirs("out", exist_ok=True)
-py_compile.compile("src/fetch.py", cfile="out/fetch.cpython.pyc", doraise=True)
-py_compile.compile("src/settings.py", cfile="settings.pyc", doraise=True)
-with zipfile.ZipFile("out/app-1.0-py3-none-any.whl", "w", zipfile.ZIP_DEFLATED) as z:
-    z.write("settings.pyc", "app/__pycache__/settings.cpython-311.pyc")
-"#,
-        &[&hex, &aws],
-    );
-    let (_, findings) = scan(&dir.path().join("out"), &[]);
-    let token = find(&findings, &hex);
-    assert_eq!(token["rule"]["id"], "github.token.hex.context");
-    assert_eq!(token["location"]["decoders"], serde_json::json!(["pyc"]));
-    let secret = find(&findings, &aws);
-    assert_eq!(secret["location"]["decoders"], serde_json::json!(["pyc"]));
-    assert_eq!(
-        secret["location"]["members"],
-        serde_json::json!(["app/__pycache__/settings.cpython-311.pyc"])
-    );
-    assert_eq!(secret["package"]["name"], "app");
-}
-
 const BUILD_IMAGES: &str = r#"
 import hashlib, io, json, os, sys, tarfile, gzip, zipfile
 t_env, t_history, t_deleted, t_wheel, t_layer2 = sys.argv[1:6]
@@ -552,58 +481,4 @@ fn container_images_are_scanned_layer_by_layer() {
             "{vendored:#}"
         );
     }
-}
-
-/// Secrets in binaries: a raw ASCII constant and a UTF-16 (`u"…"`) constant in an ELF
-/// object compiled here with `cc`.
-#[test]
-fn elf_objects_yield_raw_and_utf16_secrets() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = Secrets::new();
-    let ascii = s.github_classic("ghp_");
-    let wide = s.github_classic("ghp_");
-    let source = format!(
-        "#include <uchar.h>\nconst char plain[] = \"token={ascii}\";\nconst char16_t wide[] = u\"token={wide}\";\n"
-    );
-    std::fs::write(dir.path().join("keys.c"), source).expect("write");
-    let status = Command::new("cc")
-        .args(["-c", "-o", "keys.o", "keys.c"])
-        .current_dir(dir.path())
-        .status()
-        .expect("cc");
-    assert!(status.success());
-    std::fs::remove_file(dir.path().join("keys.c")).expect("rm source");
-    let (_, findings) = scan(dir.path(), &[]);
-    assert_eq!(find(&findings, &ascii)["location"]["decoders"], serde_json::json!([]));
-    assert_eq!(
-        find(&findings, &wide)["location"]["decoders"],
-        serde_json::json!(["utf16"])
-    );
-}
-
-/// A Kubernetes Secret keeps values base64-encoded: the decoded view reads them next to
-/// their keys, and reports only what was decoded.
-#[test]
-fn base64_wrapped_secrets_are_read_in_place() {
-    use base64::Engine as _;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut s = Secrets::new();
-    let aws = s.aws_secret();
-    let plain = s.github_classic("ghp_");
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&aws);
-    std::fs::write(
-        dir.path().join("secret.yaml"),
-        format!(
-            "apiVersion: v1\nkind: Secret\ndata:\n  AWS_SECRET_ACCESS_KEY: {encoded}\n  NOTE: {}\nstringData:\n  GITHUB_TOKEN: {plain}\n",
-            base64::engine::general_purpose::STANDARD.encode("just a note, not a secret")
-        ),
-    )
-    .expect("write");
-    let (_, findings) = scan(dir.path(), &[]);
-    let found = find(&findings, &aws);
-    assert_eq!(found["location"]["decoders"], serde_json::json!(["base64"]));
-    // The plain token is reported once, from the file itself, not again from the view.
-    let plain_hits: Vec<_> = findings.iter().filter(|f| f["secret"] == plain.as_str()).collect();
-    assert_eq!(plain_hits.len(), 1, "{plain_hits:#?}");
-    assert_eq!(plain_hits[0]["location"]["decoders"], serde_json::json!([]));
 }

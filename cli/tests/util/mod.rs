@@ -5,6 +5,37 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs a python3 script with the given arguments in `dir`.
+pub fn python(dir: &Path, script: &str, args: &[&str]) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn scan(dir: &Path, extra: &[&str]) -> (std::process::Output, Vec<serde_json::Value>) {
+    let mut cmd = keysweep();
+    cmd.args(["scan", "--format", "jsonl", "-j", "2"]).args(extra).arg(dir);
+    let out = run(cmd);
+    let findings = jsonl(&out);
+    (out, findings)
+}
+
+pub fn find<'a>(findings: &'a [serde_json::Value], secret: &str) -> &'a serde_json::Value {
+    findings
+        .iter()
+        .find(|f| f["secret"] == secret)
+        .unwrap_or_else(|| panic!("{secret} not found in {findings:#?}"))
+}
+
 /// A `keysweep` command sharing one database cache across tests.
 pub fn keysweep() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keysweep"));
