@@ -15,6 +15,10 @@ const DOCUMENTED_KEYS: &[&str] = &[
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
 ];
 
+/// Parts of documented examples that mark any secret holding them: the JWT introduction's
+/// claims ("John Doe", iat 1516239022), whatever the token was re-signed or cut with.
+const DOCUMENTED_PARTS: &[&str] = &["eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"];
+
 /// Documented example keys and obvious placeholders, never reported. `proven`: the secret
 /// passed a checksum or structural check, so only documented keys and strong markers apply.
 pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
@@ -79,7 +83,8 @@ pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
     ];
     // Words that name the value instead of being it: `pypi-token`, `my_secret_key`.
     const NAMING_WORDS: &[&str] = &["token", "password", "passwd", "secret", "key", "pass", "api"];
-    if DOCUMENTED_KEYS.iter().any(|k| k.as_bytes() == secret) {
+    let holds = |part: &str| secret.windows(part.len()).any(|w| w == part.as_bytes());
+    if DOCUMENTED_KEYS.iter().any(|k| k.as_bytes() == secret) || DOCUMENTED_PARTS.iter().any(|p| holds(p)) {
         return true;
     }
     let lower = secret.to_ascii_lowercase();

@@ -58,8 +58,10 @@ fn name_before(context: &[u8]) -> Option<&[u8]> {
     (start < end && !context[start].is_ascii_digit()).then(|| &context[start..end])
 }
 
-/// The view of `data`'s byte lists that hold text, or `None`.
-pub fn view(data: &[u8]) -> Option<View> {
+/// The view of `data`'s byte lists that hold text, and one view per list that holds a
+/// payload (UTF-16 text, a compressed stream).
+pub fn views(data: &[u8]) -> Vec<View> {
+    let mut payloads = Vec::new();
     let mut lines = LineCounter::new(data);
     let mut out = Vec::new();
     let mut focus = Vec::new();
@@ -75,7 +77,19 @@ pub fn view(data: &[u8]) -> Option<View> {
         }
         let (bytes, end) = list_at(data, at);
         resume = end.max(at + 2);
-        if bytes.len() < MIN_ITEMS || !bytes.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\n') {
+        if bytes.len() < MIN_ITEMS {
+            continue;
+        }
+        if !bytes.iter().all(|&b| (0x20..0x7f).contains(&b) || b == b'\n') {
+            if super::runs::is_payload(&bytes) && payloads.len() < 64 {
+                let excerpt = lines.excerpt(0, at, end);
+                payloads.push(View {
+                    decoder: "hex",
+                    bytes,
+                    focus: None,
+                    origin: vec![excerpt],
+                });
+            }
             continue;
         }
         origin.push(lines.excerpt(out.len(), at, end));
@@ -90,12 +104,13 @@ pub fn view(data: &[u8]) -> Option<View> {
         focus.push((start, out.len() as u64));
         out.push(b'\n');
     }
-    (!origin.is_empty()).then_some(View {
+    let text = (!origin.is_empty()).then_some(View {
         decoder: "hex",
         bytes: out,
         focus: Some(focus),
         origin,
-    })
+    });
+    text.into_iter().chain(payloads).collect()
 }
 
 #[cfg(test)]
@@ -110,7 +125,9 @@ mod tests {
             list[..8].join(", "),
             list[8..].join(", ")
         );
-        let view = view(source.as_bytes()).expect("a list");
+        let views = views(source.as_bytes());
+        assert_eq!(views.len(), 1, "the PNG header is neither text nor a payload");
+        let view = &views[0];
         assert_eq!(String::from_utf8_lossy(&view.bytes), "token = \"ghp_Zq8Wm3Lr5Tx\"\n");
         assert_eq!((view.origin[0].line, view.origin[0].column), (2, 5));
     }

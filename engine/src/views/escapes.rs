@@ -58,6 +58,8 @@ fn escape_at(data: &[u8], at: usize) -> Option<(Kind, usize, usize)> {
             b'x' => hex_at(data, at + 2, 2).map(|_| (Kind::Backslash, 4, 2)),
             b'0'..=b'3' => octal_at(data, at + 1).map(|_| (Kind::Backslash, 4, 2)),
             b'/' => Some((Kind::Backslash, 2, 1)),
+            // `\\\"`: a quote escaped twice, JSON kept in a string inside JSON.
+            b'\\' if data.get(at + 2..at + 4) == Some(b"\\\"") => Some((Kind::Backslash, 2, 1)),
             // Rules read `\"` as a quote already: decoding it would find the same again.
             b'"' | b'n' | b'r' | b't' | b'\\' => Some((Kind::Backslash, 2, 0)),
             _ => None,
@@ -140,16 +142,32 @@ fn push_char(out: &mut Vec<u8>, code: u32) {
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
 }
 
-/// Decodes `%XX` in `text` into `out`, recording the decoded ranges.
+/// Decodes `%XX` in `text` into `out`, recording the decoded ranges. Where a `+` was
+/// itself encoded (`%2B`), the text is a form body and a bare `+` is a space.
 fn unpercent(text: &[u8], out: &mut Vec<u8>, focus: &mut Vec<(u64, u64)>) {
+    let form = memchr::memmem::find(text, b"%2B")
+        .or_else(|| memchr::memmem::find(text, b"%2b"))
+        .is_some();
     let mut i = 0;
     while i < text.len() {
-        let Some(off) = memchr::memchr(b'%', &text[i..]) else {
+        let next = if form {
+            memchr::memchr2(b'%', b'+', &text[i..])
+        } else {
+            memchr::memchr(b'%', &text[i..])
+        };
+        let Some(off) = next else {
             out.extend_from_slice(&text[i..]);
             return;
         };
         out.extend_from_slice(&text[i..i + off]);
         i += off;
+        if text[i] == b'+' {
+            let at = out.len() as u64;
+            out.push(b' ');
+            add_focus(focus, at, at + 1);
+            i += 1;
+            continue;
+        }
         match hex_at(text, i + 1, 2) {
             Some(byte) => {
                 let at = out.len() as u64;

@@ -153,9 +153,9 @@ pub fn views_of(data: &[u8]) -> Views {
             return views;
         }
     } else if is_binary(data) {
-        // Machine code is read for its UTF-16 strings only; base64 in a binary is rare,
-        // and a pass over every byte of every binary is not (the UTF-16 text is decoded).
-        views.list.extend(utf16::view(data));
+        // Machine code is read for its wide strings only: base64 in a binary is rare, and
+        // a pass over every byte of every binary is not (decoded wide text is read again).
+        views.list.extend(utf16::views(data));
         return views;
     } else if notebook::is_notebook(data) {
         if let Some(view) = notebook::view(data) {
@@ -166,7 +166,7 @@ pub fn views_of(data: &[u8]) -> Views {
         }
     } else {
         views.list.extend(escapes::views(data));
-        views.list.extend(bytelists::view(data));
+        views.list.extend(bytelists::views(data));
     }
     views.list.extend(runs::views(data));
     views

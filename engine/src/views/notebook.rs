@@ -48,6 +48,18 @@ pub fn view(data: &[u8]) -> Option<View> {
                 out.push_str(&text(stream));
                 out.push('\n');
             }
+            // An error: its value and its traceback, without the terminal colours that would
+            // glue a token to the escape code before it.
+            for field in ["ename", "evalue"] {
+                if let Some(value) = output.get(field).and_then(Value::as_str) {
+                    out.push_str(value);
+                    out.push('\n');
+                }
+            }
+            for line in output.get("traceback").and_then(Value::as_array).into_iter().flatten() {
+                out.push_str(&without_colours(line.as_str().unwrap_or_default()));
+                out.push('\n');
+            }
             let Some(data) = output.get("data").and_then(Value::as_object) else {
                 continue;
             };
@@ -74,6 +86,26 @@ pub fn view(data: &[u8]) -> Option<View> {
         focus: None,
         origin: Vec::new(),
     })
+}
+
+/// Text without ANSI escape sequences (`\x1b[0;31m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, up to the final byte (`@` to `~`).
+            for f in chars.by_ref() {
+                if ('@'..='~').contains(&f) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Every string under `value` as a `"key": "value"` line, except under the `skip` keys of
@@ -111,7 +143,9 @@ mod tests {
         let nb = serde_json::json!({
             "cells": [
                 {"cell_type": "code", "source": ["import boto3\n", "cfg['aws_secret_access_key']"],
-                 "outputs": [{"output_type": "execute_result", "data": {"text/plain": ["'xBW+j+Rb'"], "image/png": "iVBORw0KGgo="}}]},
+                 "outputs": [{"output_type": "execute_result", "data": {"text/plain": ["'xBW+j+Rb'"], "image/png": "iVBORw0KGgo="}},
+                             {"output_type": "error", "ename": "KeyError", "evalue": "'k'",
+                              "traceback": ["\u{1b}[0;31mKeyError\u{1b}[0m: token=\u{1b}[1;32mghr_x\u{1b}[0m"]}]},
                 {"cell_type": "markdown", "source": "# Notes", "metadata": {"tags": ["api"]}}
             ],
             "metadata": {"kernelspec": {"name": "python3"}},
@@ -122,7 +156,7 @@ mod tests {
         let text = String::from_utf8(view(&bytes).expect("parses").bytes).expect("utf-8");
         assert_eq!(
             text,
-            "import boto3\ncfg['aws_secret_access_key']\ncfg['aws_secret_access_key'] = 'xBW+j+Rb'\n\
+            "import boto3\ncfg['aws_secret_access_key']\ncfg['aws_secret_access_key'] = 'xBW+j+Rb'\nKeyError\n'k'\nKeyError: token=ghr_x\n\
              \"cell_type\": \"code\"\n# Notes\n\"cell_type\": \"markdown\"\n\"tags\": \"api\"\n\"name\": \"python3\"\n"
         );
         assert!(!is_notebook(b"{\"cells\": 1}"));

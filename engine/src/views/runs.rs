@@ -140,7 +140,7 @@ fn is_text(plain: &[u8], partial: bool) -> bool {
 
 /// Decoded bytes worth scanning as a blob of their own: UTF-16 text (PowerShell's
 /// `-EncodedCommand`) or a compressed or archived payload (cloud-init's `gz+b64`).
-fn is_payload(plain: &[u8]) -> bool {
+pub(crate) fn is_payload(plain: &[u8]) -> bool {
     let utf16 = plain.len() >= 16
         && plain
             .chunks_exact(2)
@@ -274,9 +274,14 @@ impl RunFinder<'_> {
         while data.get(end) == Some(&b'=') && end - start < MAX_RUN {
             end += 1;
         }
-        let (joined, end) = self.wrapped(start, end);
-        let run = joined.as_deref().unwrap_or(&data[start..end]);
-        match decode(run) {
+        let (joined, wrapped_end) = self.wrapped(start, end);
+        // A line that only looked like the next piece (a MIME boundary `--XYZ--`) spoils
+        // the join: the run alone is decoded then.
+        let (decoded, end) = match joined.as_deref().map(decode) {
+            Some(Some(decoded)) => (Some(decoded), wrapped_end),
+            _ => (decode(&data[start..end]), end),
+        };
+        match decoded {
             Some((Decoded::Text(plain), which)) => self.place(start, end, &plain, which),
             Some((Decoded::Payload(plain), which)) => {
                 let excerpt = self.lines.excerpt(0, start, end);
@@ -297,7 +302,8 @@ impl RunFinder<'_> {
     fn wrapped(&self, start: usize, end: usize) -> (Option<Vec<u8>>, usize) {
         let data = self.data;
         let width = end - start;
-        if width < 40 || data.get(end) != Some(&b'\n') && data.get(end..end + 2) != Some(b"\r\n") {
+        let padded = data[end - 1] == b'=';
+        if padded || width < 40 || data.get(end) != Some(&b'\n') && data.get(end..end + 2) != Some(b"\r\n") {
             return (None, end);
         }
         let mut joined = data[start..end].to_vec();

@@ -48,15 +48,43 @@ fn masks(chunk: &[u8; 64]) -> (u64, u64) {
 
 /// Whether four printable code units in a row may start in the 64 bytes at `base`: bit `k`
 /// of the pairs says byte `k` is printable and byte `k + 1` is 0.
-fn may_hold_run(data: &[u8], base: usize) -> bool {
+fn may_hold_run(data: &[u8], base: usize) -> (bool, bool) {
     let Some(chunk) = data.get(base..base + 64).and_then(|c| <&[u8; 64]>::try_from(c).ok()) else {
-        return true; // the tail is read byte by byte
+        return (true, true); // the tail is read byte by byte
     };
     let (printable, zero) = masks(chunk);
-    let next_zero = data.get(base + 64).is_none_or(|&b| b == 0);
-    let pairs = printable & (zero >> 1 | u64::from(next_zero) << 63);
+    // Bytes past the chunk are taken for zeros: a chunk is never ruled out wrongly.
+    let pairs = printable & (zero >> 1 | 1 << 63);
     let runs = pairs & (pairs >> 2);
-    runs & (runs >> 4) != 0
+    let quads = printable & (zero >> 1 | 1 << 63) & (zero >> 2 | 0b11 << 62) & (zero >> 3 | 0b111 << 61);
+    let wide = quads & (quads >> 4);
+    (runs & (runs >> 4) != 0, wide & (wide >> 8) != 0)
+}
+
+/// UTF-32LE runs (`L"…"` strings on Linux, where `wchar_t` is 32 bits) starting in
+/// `from..to`: a printable byte and three zeros, again and again.
+fn utf32_runs(data: &[u8], from: usize, to: usize, resume: &mut usize, runs: &mut Vec<(usize, usize, Vec<u8>)>) {
+    let unit = |at: usize| {
+        data.get(at..at + 4)
+            .is_some_and(|u| printable(u[0]) && u[1..] == [0, 0, 0])
+    };
+    for at in from.max(*resume)..to {
+        if at < *resume || !unit(at) {
+            continue;
+        }
+        let mut start = at;
+        while start >= 4 && unit(start - 4) {
+            start -= 4;
+        }
+        let mut end = at;
+        while unit(end) {
+            end += 4;
+        }
+        *resume = end;
+        if (end - start) / 4 >= MIN_CHARS {
+            runs.push((start, end, data[start..end].iter().step_by(4).copied().collect()));
+        }
+    }
 }
 
 /// The UTF-16LE runs of `data` as lines of text, or `None` when there are none.
@@ -66,18 +94,30 @@ fn may_hold_run(data: &[u8], base: usize) -> bool {
 /// printable ASCII. Chunks are tested with vector masks (almost all of machine code fails),
 /// the words of a chunk that passes (and of its neighbours) 8 bytes at a time, and only a
 /// word that passes is expanded byte by byte.
-pub fn view(data: &[u8]) -> Option<View> {
+pub fn views(data: &[u8]) -> Vec<View> {
     const HIGH_EVEN: u64 = 0xff00_ff00_ff00_ff00; // LE units starting at an even offset
     const HIGH_ODD: u64 = 0x00ff_00ff_00ff_00ff; // LE units starting at an odd offset
                                                  // Runs as (start, end, text), found word by word at both alignments.
     let mut runs: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    let mut wide_runs = Vec::new();
+    let mut wide_resume = 0;
     let mut run = Vec::new();
     // Next offset, per alignment, from which a new run may start (runs are emitted once).
     let mut resume = [0usize; 2];
     let mut word_at = 0usize;
     let mut base = 0usize;
     while base < data.len() {
-        if !may_hold_run(data, base) {
+        let (narrow, wide) = may_hold_run(data, base);
+        if wide {
+            utf32_runs(
+                data,
+                base.saturating_sub(16),
+                (base + 64).min(data.len()),
+                &mut wide_resume,
+                &mut wide_runs,
+            );
+        }
+        if !narrow {
             base += 64;
             continue;
         }
@@ -116,6 +156,14 @@ pub fn view(data: &[u8]) -> Option<View> {
             word_at += 8;
         }
     }
+    [(runs, "utf16"), (wide_runs, "utf32")]
+        .into_iter()
+        .filter_map(|(runs, decoder)| render(data, runs, decoder))
+        .collect()
+}
+
+/// Runs as lines, a credential name stored just before a value paired with it.
+fn render(data: &[u8], mut runs: Vec<(usize, usize, Vec<u8>)>, decoder: &'static str) -> Option<View> {
     if runs.is_empty() {
         return None;
     }
@@ -142,7 +190,7 @@ pub fn view(data: &[u8]) -> Option<View> {
         }
     }
     Some(View {
-        decoder: "utf16",
+        decoder,
         bytes: out,
         focus: None,
         origin,
@@ -152,6 +200,10 @@ pub fn view(data: &[u8]) -> Option<View> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(data: &[u8]) -> Option<View> {
+        views(data).into_iter().find(|v| v.decoder == "utf16")
+    }
 
     fn utf16le(s: &str) -> Vec<u8> {
         s.encode_utf16().flat_map(u16::to_le_bytes).collect()
@@ -178,6 +230,16 @@ mod tests {
             "GitHubToken\nGitHubToken = \"428785ed04944d1ef1c39de3dd08198a0416a359\"\n"
         );
         assert!(view(b"plain ascii text, no zeros").is_none());
+        // UTF-32 (`L"…"` on Linux), after 64 bytes of machine code.
+        let mut blob = vec![0x90u8; 64];
+        blob.extend("token=ghp_abcdefgh".chars().flat_map(|c| (c as u32).to_le_bytes()));
+        blob.extend([0xff; 9]);
+        let wide = views(&blob)
+            .into_iter()
+            .find(|v| v.decoder == "utf32")
+            .expect("a UTF-32 run");
+        assert_eq!(String::from_utf8_lossy(&wide.bytes), "token=ghp_abcdefgh\n");
+        assert_eq!((wide.origin[0].blob_start, wide.origin[0].blob_end), (64, 136));
     }
 
     /// The obvious byte-pair loop, both alignments: the reference for the word-at-a-time scan.
