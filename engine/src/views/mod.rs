@@ -124,8 +124,9 @@ pub(crate) fn is_identifier(s: &[u8]) -> bool {
 }
 
 pub(crate) fn is_credential_name(name: &[u8]) -> bool {
-    let lower = name.to_ascii_lowercase();
-    CREDENTIAL_WORDS.iter().any(|w| lower.windows(w.len()).any(|x| x == *w))
+    CREDENTIAL_WORDS
+        .iter()
+        .any(|w| name.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
 }
 
 /// Whether a blob looks binary (a NUL in its first 8 KiB).
