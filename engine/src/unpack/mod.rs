@@ -280,6 +280,9 @@ impl<'v> Unpacker<'v> {
             // A view is a blob like any other: decoded again, or opened (gzip in base64).
             for view in views.list {
                 let child = crate::views::provenance_of(provenance, &view);
+                if child.focus.as_ref().is_some_and(|f| f.is_empty()) {
+                    continue; // nothing in it that the blob did not show already
+                }
                 self.blob(&view.bytes, &child, depth);
             }
             return;

@@ -209,7 +209,8 @@ struct Builder {
 /// The escape and percent views of text: each stretch dense with escapes, with its line
 /// around it, decoded.
 pub fn views(data: &[u8]) -> Vec<View> {
-    let mut lines = LineCounter::new(data);
+    // One counter per kind: stretches of the two kinds close out of order.
+    let mut lines = [LineCounter::new(data), LineCounter::new(data)];
     let mut out: [Builder; 2] = Default::default();
     let mut open: [Option<Stretch>; 2] = [None, None];
     let mut close = |stretch: Stretch, kind: Kind, out: &mut [Builder; 2]| {
@@ -225,7 +226,7 @@ pub fn views(data: &[u8]) -> Vec<View> {
         let after = (stretch.end + CONTEXT_AFTER).min(data.len());
         let to = memchr::memchr(b'\n', &data[stretch.end..after]).map_or(after, |p| stretch.end + p);
         view.origin
-            .push(lines.excerpt(view.bytes.len(), stretch.first, stretch.end));
+            .push(lines[kind as usize].excerpt(view.bytes.len(), stretch.first, stretch.end));
         match kind {
             Kind::Backslash => unescape(&data[from..to], &mut view.bytes, &mut view.focus),
             Kind::Percent => unpercent(&data[from..to], &mut view.bytes, &mut view.focus),

@@ -177,7 +177,19 @@ pub fn views_of(data: &[u8]) -> Views {
 /// excerpts placed in the outermost blob that can be placed.
 pub fn provenance_of(parent: &Provenance, view: &View) -> Provenance {
     let mut child = parent.decoded(view.decoder);
-    child.focus = view.focus.clone().map(Arc::new);
+    let mut focus = view.focus.clone();
+    // In a view that repeats its blob's bytes around what it decoded, runs in the repeated
+    // bytes were decoded from the blob itself already: only what lies in the parent's
+    // decoded ranges is new.
+    if let Some(outer) = &parent.focus {
+        let new = |e: &Excerpt| outer.iter().any(|&(s, t)| e.blob_start < t && s < e.blob_end);
+        match &mut focus {
+            Some(spans) => spans.retain(|&(s, _)| excerpt_at(&view.origin, s).is_some_and(new)),
+            None if !view.origin.is_empty() && !view.origin.iter().any(new) => focus = Some(Vec::new()),
+            None => {}
+        }
+    }
+    child.focus = focus.map(Arc::new);
     child.origin = match (&parent.origin, view.origin.is_empty()) {
         (_, true) => None,
         // In the blob itself, or in a view that cannot be placed (a `.pyc`'s): place there.

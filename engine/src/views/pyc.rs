@@ -284,7 +284,8 @@ pub fn view(data: &[u8]) -> Option<View> {
     };
     let mut out = Vec::new();
     let mut listed = Vec::new();
-    render(&module, &[], &mut out, &mut listed, 0);
+    let mut walked = Walked::default();
+    render(&module, &[], &mut out, &mut listed, &mut walked, 0);
     for value in listed {
         out.push(b'"');
         out.extend_from_slice(value);
@@ -299,10 +300,27 @@ pub fn view(data: &[u8]) -> Option<View> {
 }
 
 /// Every string in a constant, tuples and sets included (defaults, dict keys).
-fn each_string<'a>(obj: &Obj<'a>, depth: u32, f: &mut dyn FnMut(&'a [u8])) {
+/// Shared objects already walked: back-references make the marshal stream a graph, and a
+/// few bytes of references to references would otherwise expand exponentially.
+#[derive(Default)]
+struct Walked {
+    code: Seen<Code<'static>>,
+    seqs: Seen<Obj<'static>>,
+    /// Bytes of strings listed so far.
+    bytes: usize,
+}
+
+/// View bytes at most: a module's strings, not a bomb's.
+const MAX_VIEW: usize = 4 << 20;
+
+type Seen<T> = std::collections::HashSet<*const T>;
+
+fn each_string<'a>(obj: &Obj<'a>, depth: u32, seqs: &mut Seen<Obj<'static>>, f: &mut dyn FnMut(&'a [u8])) {
     match obj {
         Obj::Str(s) => f(s),
-        Obj::Seq(items) if depth < 4 => items.iter().for_each(|i| each_string(i, depth + 1, f)),
+        Obj::Seq(items) if depth < 4 && seqs.insert(items.as_ptr().cast()) => {
+            items.iter().for_each(|i| each_string(i, depth + 1, seqs, f))
+        }
         _ => {}
     }
 }
@@ -311,15 +329,25 @@ fn each_string<'a>(obj: &Obj<'a>, depth: u32, f: &mut dyn FnMut(&'a [u8])) {
 /// dict keys) next to each secret-shaped constant of its own and of its parent (where a
 /// function's defaults live), after the code object's other names for context
 /// (`main _fetch_github_file access_token = "…"`); nested code objects follow.
-fn render<'a>(code: &Code<'a>, parent_values: &[&'a [u8]], out: &mut Vec<u8>, listed: &mut Vec<&'a [u8]>, depth: u32) {
-    if depth > MAX_DEPTH {
+fn render<'a>(
+    code: &Code<'a>,
+    parent_values: &[&'a [u8]],
+    out: &mut Vec<u8>,
+    listed: &mut Vec<&'a [u8]>,
+    walked: &mut Walked,
+    depth: u32,
+) {
+    let code_ptr: *const Code<'a> = code;
+    if depth > MAX_DEPTH || out.len() + walked.bytes > MAX_VIEW || !walked.code.insert(code_ptr.cast()) {
         return;
     }
     let mut idents: Vec<&[u8]> = code.names.iter().chain(&code.locals).copied().collect();
     let mut values: Vec<&'a [u8]> = Vec::new();
+    let Walked { seqs, bytes, .. } = walked;
     for c in code.consts.iter() {
-        each_string(c, 0, &mut |s| {
-            if s.len() >= MIN_LISTED {
+        each_string(c, 0, seqs, &mut |s| {
+            if s.len() >= MIN_LISTED && *bytes < MAX_VIEW {
+                *bytes += s.len();
                 listed.push(s);
             }
             // Every string constant long enough to be a secret is a value, even one
@@ -353,7 +381,7 @@ fn render<'a>(code: &Code<'a>, parent_values: &[&'a [u8]], out: &mut Vec<u8>, li
     }
     for c in code.consts.iter() {
         if let Obj::Code(inner) = c {
-            render(inner, &values, out, listed, depth + 1);
+            render(inner, &values, out, listed, walked, depth + 1);
         }
     }
 }

@@ -260,6 +260,8 @@ struct RunFinder<'a> {
     lines: LineCounter<'a>,
     text: [Builder; 2],
     payloads: Vec<View>,
+    /// Where the last join of wrapped lines ended: its lines are not joined again.
+    failed_join_end: usize,
 }
 
 impl RunFinder<'_> {
@@ -274,7 +276,15 @@ impl RunFinder<'_> {
         while data.get(end) == Some(&b'=') && end - start < MAX_RUN {
             end += 1;
         }
-        let (joined, wrapped_end) = self.wrapped(start, end);
+        // A join that failed is not tried again from each of its lines.
+        let (joined, wrapped_end) = if start < self.failed_join_end {
+            (None, end)
+        } else {
+            self.wrapped(start, end)
+        };
+        if joined.is_some() {
+            self.failed_join_end = wrapped_end;
+        }
         // A line that only looked like the next piece (a MIME boundary `--XYZ--`) spoils
         // the join: the run alone is decoded then.
         let (decoded, end) = match joined.as_deref().map(decode) {
@@ -303,7 +313,10 @@ impl RunFinder<'_> {
         let data = self.data;
         let width = end - start;
         let padded = data[end - 1] == b'=';
-        if padded || width < 40 || data.get(end) != Some(&b'\n') && data.get(end..end + 2) != Some(b"\r\n") {
+        if padded
+            || !(40..=MAX_RUN).contains(&width)
+            || data.get(end) != Some(&b'\n') && data.get(end..end + 2) != Some(b"\r\n")
+        {
             return (None, end);
         }
         let mut joined = data[start..end].to_vec();
@@ -403,6 +416,7 @@ fn views_with(data: &[u8], alphabet: impl Fn(&[u8; 64]) -> u64) -> Vec<View> {
         lines: LineCounter::new(data),
         text: Default::default(),
         payloads: Vec::new(),
+        failed_join_end: 0,
     };
     // Runs are found on bit masks of the alphabet, 64 bytes at a time; bytes are only read
     // one by one inside runs long enough to decode.
@@ -412,7 +426,7 @@ fn views_with(data: &[u8], alphabet: impl Fn(&[u8; 64]) -> u64) -> Vec<View> {
     while base < data.len() && !finder.full() {
         let mut bits = chunk_mask(data, base, &alphabet);
         if resume > base {
-            bits &= !below((resume - base) as u32);
+            bits &= !below((resume - base).min(64) as u32);
         }
         if let Some(start) = open {
             let stop = (!bits).trailing_zeros();

@@ -13,6 +13,9 @@ fn printable(b: u8) -> bool {
 
 use super::{is_credential_name, is_identifier, looks_like_a_value, LineCounter, View};
 
+/// Text collected per blob at most (a resource file full of strings stays bounded).
+const MAX_VIEW: usize = 4 << 20;
+
 /// A name and its value are this close at most (a length prefix, a terminator, padding).
 const PAIR_GAP: usize = 8;
 
@@ -100,6 +103,7 @@ pub fn views(data: &[u8]) -> Vec<View> {
                                                  // Runs as (start, end, text), found word by word at both alignments.
     let mut runs: Vec<(usize, usize, Vec<u8>)> = Vec::new();
     let mut wide_runs = Vec::new();
+    let mut collected = 0;
     let mut wide_resume = 0;
     let mut run = Vec::new();
     // Next offset, per alignment, from which a new run may start (runs are emitted once).
@@ -149,7 +153,8 @@ pub fn views(data: &[u8]) -> Vec<View> {
                     end += 2;
                 }
                 resume[align] = end.max(first + 1);
-                if run.len() >= MIN_CHARS {
+                if run.len() >= MIN_CHARS && collected < MAX_VIEW {
+                    collected += run.len();
                     runs.push((start, end, std::mem::take(&mut run)));
                 }
             }
