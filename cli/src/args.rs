@@ -35,7 +35,7 @@ pub enum Command {
     ///
     /// Exit status: 0 when nothing was found, 1 when findings were reported, 2 on error
     /// (bad arguments, unusable rules, or nothing could be scanned).
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// List or check the rules.
     Rules {
         #[command(subcommand)]
@@ -50,8 +50,11 @@ pub enum RulesCommand {
         #[command(flatten)]
         rules: RulesArgs,
         /// Print JSON Lines instead of a table.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "markdown")]
         json: bool,
+        /// Print the Markdown table of the README.
+        #[arg(long)]
+        markdown: bool,
     },
     /// Verify every rule: compiles in Hyperscan and in the regex engine, every example is
     /// found and no negative example is, through the real scanning path.
@@ -146,6 +149,14 @@ pub struct ScanArgs {
     /// Report findings at this confidence or above.
     #[arg(long, value_enum, default_value = "medium", help_heading = "Rules")]
     pub confidence: ConfidenceArg,
+
+    /// Do not report what this allowlist names (TOML: fingerprints, regexes on the secret,
+    /// path globs); may be repeated.
+    #[arg(long, value_name = "FILE", help_heading = "Suppression")]
+    pub allowlist: Vec<PathBuf>,
+    /// Do not report findings already in this report (JSON or JSON Lines from `scan`).
+    #[arg(long, value_name = "REPORT", help_heading = "Suppression")]
+    pub baseline: Option<PathBuf>,
 
     /// Report at most N findings of one rule per file; the rest are counted (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Output")]

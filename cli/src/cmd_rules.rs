@@ -9,9 +9,13 @@ use crate::args::RulesArgs;
 use crate::rules_load::{engine, rule_set};
 
 /// Prints the rules, one per line.
-pub fn list(args: &RulesArgs, json: bool) -> Result<i32> {
+pub fn list(args: &RulesArgs, json: bool, markdown: bool) -> Result<i32> {
     let rules = rule_set(args)?;
     let mut out = std::io::stdout().lock();
+    if markdown {
+        out.write_all(markdown_table(&rules).as_bytes())?;
+        return Ok(0);
+    }
     for rule in rules.rules() {
         let s = &rule.syntax;
         if json {
@@ -26,6 +30,43 @@ pub fn list(args: &RulesArgs, json: bool) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The README's rule table: one row per rule, its name linked to the provider's format.
+pub fn markdown_table(rules: &keysweep::RuleSet) -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut text = format!(
+        "{} rules.\n\n| file | id | confidence | check | what it finds |\n| --- | --- | --- | --- | --- |\n",
+        rules.len()
+    );
+    for rule in rules.rules() {
+        let s = &rule.syntax;
+        let file = rule
+            .source
+            .file_stem()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let check = s
+            .validator
+            .and_then(|v| serde_json::to_value(v).ok())
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let name = match s.references.first() {
+            Some(url) => format!("[{}]({})", cell(&s.name), url),
+            None => cell(&s.name),
+        };
+        text.push_str(&format!(
+            "| {file} | `{}` | {} | {} | {name} |\n",
+            s.id,
+            s.confidence.as_str(),
+            if check.is_empty() {
+                String::new()
+            } else {
+                format!("`{check}`")
+            }
+        ));
+    }
+    text
 }
 
 /// Verifies every rule; prints each problem and exits 1 if there is any.

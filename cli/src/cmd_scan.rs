@@ -2,11 +2,13 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use keysweep::enumerate::Filters;
 use keysweep::load::LoadPolicy;
 use keysweep::sink::{JsonLinesSink, JsonSink, PrettySink, SarifSink};
+use keysweep::suppress::Suppressions;
 use keysweep::unpack::Budget;
 use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
 
@@ -101,6 +103,17 @@ fn inputs(args: &ScanArgs) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+fn suppressions(args: &ScanArgs) -> Result<Suppressions> {
+    let mut suppressions = Suppressions::default();
+    for file in &args.allowlist {
+        suppressions.add_allowlist(file).context("reading --allowlist")?;
+    }
+    if let Some(report) = &args.baseline {
+        suppressions.add_baseline(report).context("reading --baseline")?;
+    }
+    Ok(suppressions)
+}
+
 /// Runs the scan; returns the exit code.
 pub fn run(args: &ScanArgs) -> Result<i32> {
     let paths = inputs(args)?;
@@ -128,6 +141,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         }),
         decode_depth: if args.no_decode { 0 } else { args.max_decode_depth },
         max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
+        suppressions: Arc::new(suppressions(args)?),
     };
     let (out, to_terminal): (Box<dyn Write>, bool) = match &args.output {
         Some(path) => {
@@ -187,6 +201,9 @@ fn summary_text(s: &Summary) -> String {
     }
     if s.findings_over_cap > 0 {
         text.push_str(&format!(", {} over the per-file cap", s.findings_over_cap));
+    }
+    for (reason, n) in &s.findings_suppressed {
+        text.push_str(&format!(", {n} suppressed ({reason})"));
     }
     text.push_str(&format!("; {} warning(s)\n", s.warning_count()));
     for (rule, n) in &s.findings_per_rule {

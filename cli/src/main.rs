@@ -21,7 +21,7 @@ fn main() {
     let result = match &cli.command {
         Command::Scan(args) => cmd_scan::run(args),
         Command::Rules { command } => match command {
-            RulesCommand::List { rules, json } => cmd_rules::list(rules, *json),
+            RulesCommand::List { rules, json, markdown } => cmd_rules::list(rules, *json, *markdown),
             RulesCommand::Check { rules } => cmd_rules::check(rules),
         },
     };

@@ -70,6 +70,9 @@ pub struct Finding {
     pub validation: Validation,
     /// Where it is.
     pub location: Location,
+    /// The kind of place it is in (test, fixture, example, docs), when the path says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<crate::context::PathContext>,
     /// The release (wheel, sdist, egg) it was found in, when the path names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<crate::package::Package>,
@@ -82,6 +85,9 @@ pub struct Finding {
     pub entropy: f64,
     /// Stable across runs: rule, secret and location.
     pub fingerprint: String,
+    /// The line holds a `keysweep:allow` comment: counted as suppressed, not reported.
+    #[serde(skip)]
+    pub allowed_inline: bool,
 }
 
 impl Finding {

@@ -19,6 +19,7 @@
 
 pub mod allowlist;
 pub mod checks;
+pub mod context;
 pub mod enumerate;
 pub mod finding;
 pub mod load;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod sink;
+pub mod suppress;
 pub mod unpack;
 pub mod validate;
 pub mod views;

@@ -17,6 +17,7 @@ use crate::load::{open, LoadPolicy, Loaded};
 use crate::report::{Sink, Summary, Warning, WarningKind};
 use crate::rules::Confidence;
 use crate::scan::{Scanner, Window};
+use crate::suppress::Suppressions;
 use crate::unpack::{read_full, sniff, Budget, Format, UnpackStats, Unpacker, Visitor};
 use crate::validate::{CandidateBatch, Provenance, ShippedWindow, Validator};
 use crate::{Engine, Error};
@@ -40,6 +41,8 @@ pub struct ScanOptions {
     /// Findings of one rule reported per file before the rest are only counted (with a
     /// warning): a generated or hostile file must not turn the report into gigabytes.
     pub max_findings_per_file_and_rule: Option<u64>,
+    /// Allowlist and baseline; inline `keysweep:allow` comments always apply.
+    pub suppressions: Arc<Suppressions>,
 }
 
 impl Default for ScanOptions {
@@ -52,6 +55,7 @@ impl Default for ScanOptions {
             archives: Some(Budget::default()),
             decode_depth: crate::views::DEFAULT_DEPTH,
             max_findings_per_file_and_rule: Some(1000),
+            suppressions: Arc::default(),
         }
     }
 }
@@ -524,6 +528,7 @@ pub(crate) fn run(
 
         let mut reporter = Reporter {
             min: options.min_confidence,
+            suppressions: &options.suppressions,
             cap: options.max_findings_per_file_and_rule.unwrap_or(u64::MAX),
             summary: &mut summary,
             per_place: HashMap::new(),
@@ -560,6 +565,7 @@ pub(crate) fn run(
 /// The reporting end of the pipeline: confidence filter, per-file cap, counters.
 struct Reporter<'a> {
     min: Confidence,
+    suppressions: &'a Suppressions,
     cap: u64,
     summary: &'a mut Summary,
     per_place: HashMap<(String, String), u64>,
@@ -573,6 +579,10 @@ impl Reporter<'_> {
                 for f in &findings {
                     if f.confidence < self.min {
                         summary.findings_below_threshold += 1;
+                        continue;
+                    }
+                    if let Some(reason) = self.suppressions.reason(f) {
+                        *summary.findings_suppressed.entry(reason.as_str()).or_default() += 1;
                         continue;
                     }
                     let count = self

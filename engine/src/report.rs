@@ -90,6 +90,8 @@ pub struct Summary {
     pub findings_below_threshold: u64,
     /// Confirmed findings over the per-file, per-rule cap (counted, not reported).
     pub findings_over_cap: u64,
+    /// Findings not reported because of an inline comment, the allowlist or the baseline.
+    pub findings_suppressed: BTreeMap<&'static str, u64>,
     /// Containers opened (archives and compressed streams, nested ones included).
     pub archives_opened: u64,
     /// Archive members scanned.

@@ -82,6 +82,12 @@ pub enum ValidatorKind {
     Base64PemPrivateKey,
     /// A random base64 key (AWS secret access key shape): must not decode to readable text.
     RandomBase64,
+    /// A package-index upload token: `pypi-` + a binary macaroon (location, identifier, caveats).
+    PypiMacaroon,
+    /// An AWS access key id: the account id it encodes, when it encodes one.
+    AwsKeyId,
+    /// A cloud service-account key file: its project, client e-mail and key.
+    GcpServiceAccount,
 }
 
 /// One rule as written in a rule file.

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::allowlist::is_placeholder;
 use crate::checks::{check, CheckOutcome};
+use crate::context::context_of;
 use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
 use crate::package::{parse_filename, Package};
-use crate::rules::RuleSet;
+use crate::rules::{Confidence, RuleSet};
 use crate::views::{excerpt_at, Excerpt};
 
 /// A candidate window shipped from a scan worker: a copy of the bytes, so the worker can
@@ -130,6 +131,9 @@ impl Validator {
         }
         if self.dedup_across_rules {
             dedup_across_rules(&mut findings);
+            if batch.provenance.decoders.last().is_some_and(|d| d == "pyc") {
+                once_per_secret(&mut findings);
+            }
         }
         if let Some(origin) = &batch.provenance.origin {
             for finding in &mut findings {
@@ -193,7 +197,7 @@ impl Validator {
                     status: "unchecked",
                     details: serde_json::Map::new(),
                 },
-                Some(kind) => match check(kind, bytes) {
+                Some(kind) => match check(kind, bytes, &hay[window.lead..]) {
                     CheckOutcome::Invalid(_) => continue,
                     CheckOutcome::Valid(details) => Validation {
                         status: if details.iter().any(|(k, _)| *k == "checksum") {
@@ -201,10 +205,11 @@ impl Validator {
                         } else {
                             "structure_valid"
                         },
-                        details: details
-                            .into_iter()
-                            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
-                            .collect(),
+                        details: details.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    },
+                    CheckOutcome::Unproven(details) => Validation {
+                        status: "unchecked",
+                        details: details.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
                     },
                 },
             };
@@ -226,6 +231,8 @@ impl Validator {
             };
             let secret_sha256 = sha256_hex(bytes);
             let fingerprint = Finding::compute_fingerprint(rule.id(), &secret_sha256, &location);
+            let confidence = effective_confidence(rule.syntax.confidence, &validation);
+            let context = context_of(&location.path, &location.members);
             out.push(Finding {
                 rule: RuleRef {
                     id: rule.id().to_owned(),
@@ -233,17 +240,43 @@ impl Validator {
                 },
                 secret: String::from_utf8_lossy(bytes).into_owned(),
                 secret_sha256,
-                confidence: rule.syntax.confidence,
+                confidence,
                 validation,
                 location,
                 snippet,
                 snippet_secret,
+                context,
                 package: provenance.package.clone(),
                 entropy: (entropy * 1000.0).round() / 1000.0,
                 fingerprint,
+                allowed_inline: allowed_inline(hay, window.lead, secret.start(), secret.end()),
             });
         }
     }
+}
+
+/// The rule's confidence says how specific its pattern is; validation moves it. A checksum
+/// proves the token (high); a structural check that could not be completed (a key body that
+/// does not parse, an access key id of no known layout) lowers high to medium.
+fn effective_confidence(rule: Confidence, validation: &Validation) -> Confidence {
+    match validation.status {
+        "checksum_valid" => Confidence::High,
+        "unchecked" if !validation.details.is_empty() && rule == Confidence::High => Confidence::Medium,
+        _ => rule,
+    }
+}
+
+/// The marker that allows a secret in place, on the line where it starts or ends
+/// (`TOKEN = "…"  # keysweep:allow`).
+const ALLOW_MARKER: &[u8] = b"keysweep:allow";
+
+fn allowed_inline(hay: &[u8], lead: usize, start: usize, end: usize) -> bool {
+    let line_start = memchr::memrchr(b'\n', &hay[lead..start]).map_or(lead, |p| lead + p + 1);
+    let first_line_end = memchr::memchr(b'\n', &hay[start..]).map_or(hay.len(), |p| start + p);
+    let last_line_start = memchr::memrchr(b'\n', &hay[start..end]).map_or(line_start, |p| start + p + 1);
+    let last_line_end = memchr::memchr(b'\n', &hay[end..]).map_or(hay.len(), |p| end + p);
+    memchr::memmem::find(&hay[line_start..first_line_end], ALLOW_MARKER).is_some()
+        || memchr::memmem::find(&hay[last_line_start..last_line_end], ALLOW_MARKER).is_some()
 }
 
 /// Moves a finding in a decoded view to the encoded bytes it came from.
@@ -270,6 +303,24 @@ fn dedup_across_rules(findings: &mut Vec<Finding>) {
     findings.dedup_by(|later, kept| {
         later.location.offset == kept.location.offset && later.location.end == kept.location.end
     });
+}
+
+/// A `.pyc` view writes a constant once per credential-like name it may belong to, so its
+/// lines are guesses: each secret is reported once, by a provider's rule where one matched
+/// (a generic rule's guess of `auth_token = "AC…"` yields to the account-id rule that knows
+/// the value), then by confidence, then by position.
+fn once_per_secret(findings: &mut Vec<Finding>) {
+    let rank = |f: &Finding| {
+        (
+            f.rule.id.starts_with("generic."),
+            std::cmp::Reverse(f.confidence),
+            f.validation.status == "unchecked",
+            f.location.offset,
+        )
+    };
+    findings.sort_by(|a, b| (&a.secret_sha256, rank(a)).cmp(&(&b.secret_sha256, rank(b))));
+    findings.dedup_by(|later, kept| later.secret_sha256 == kept.secret_sha256);
+    findings.sort_by_key(|f| f.location.offset);
 }
 
 fn line_and_column(window: &ShippedWindow, pos: usize) -> (u64, u64) {

@@ -48,10 +48,25 @@ impl<W: Write> Sink for PrettySink<W> {
         );
         let rule = self.paint("1", &f.rule.id);
         let conf = self.paint(conf_color, f.confidence.as_str());
-        writeln!(self.out, "{header}  {rule} ({conf}) {}", f.rule.name)?;
+        let context = f.context.map(|c| format!(" [{}]", c.as_str())).unwrap_or_default();
+        writeln!(self.out, "{header}  {rule} ({conf}){context} {}", f.rule.name)?;
         writeln!(self.out, "    secret: {}", self.paint("1;31", &f.secret))?;
-        if f.validation.status != "unchecked" {
-            writeln!(self.out, "    validation: {}", f.validation.status)?;
+        if f.validation.status != "unchecked" || !f.validation.details.is_empty() {
+            let details: Vec<String> = f
+                .validation
+                .details
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect();
+            writeln!(
+                self.out,
+                "    validation: {} {}",
+                f.validation.status,
+                details.join(" ")
+            )?;
         }
         writeln!(self.out, "    {}", f.snippet)?;
         writeln!(self.out)?;

@@ -145,6 +145,7 @@ impl<W: Write> Sink for SarifSink<W> {
                 "secretSha256": f.secret_sha256,
                 "members": loc.members,
                 "decoders": loc.decoders,
+                "context": f.context.map(|c| c.as_str()),
             }
         });
         if let Some(&i) = self.rule_index.get(&f.rule.id) {

@@ -1,20 +1,31 @@
 //! Structural checks of extracted secrets: checksums and decodable shapes.
 
+mod keys;
+mod macaroon;
+
 use base64::Engine as _;
+use serde_json::{json, Value};
 
 use crate::rules::ValidatorKind;
 
+/// What a check decoded, for the report: `("alg", "HS256")`, `("bits", 2048)`.
+pub type Details = Vec<(&'static str, Value)>;
+
 /// What a structural check concluded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum CheckOutcome {
     /// The structure holds (checksum right, parts decode); details for the report.
-    Valid(Vec<(&'static str, String)>),
+    Valid(Details),
+    /// The shape is plausible but could not be proven (a key body that does not parse);
+    /// reported as `unchecked`, with what was learned.
+    Unproven(Details),
     /// The structure does not hold: not this kind of secret.
     Invalid(&'static str),
 }
 
-/// Runs a validator on a secret.
-pub fn check(kind: ValidatorKind, secret: &[u8]) -> CheckOutcome {
+/// Runs a validator on a secret. `around` is the text the rule matched in (its window),
+/// for checks that read the secret's neighbours (a service-account file's other fields).
+pub fn check(kind: ValidatorKind, secret: &[u8], around: &[u8]) -> CheckOutcome {
     match kind {
         ValidatorKind::GithubCrc32 | ValidatorKind::NpmCrc32 => check_crc32_base62(secret),
         ValidatorKind::Jwt => check_jwt(secret),
@@ -23,6 +34,9 @@ pub fn check(kind: ValidatorKind, secret: &[u8]) -> CheckOutcome {
         ValidatorKind::BasicAuth => check_basic_auth(secret),
         ValidatorKind::Base64PemPrivateKey => check_base64_pem(secret),
         ValidatorKind::RandomBase64 => check_random_base64(secret),
+        ValidatorKind::PypiMacaroon => check_pypi_macaroon(secret),
+        ValidatorKind::AwsKeyId => check_aws_key_id(secret),
+        ValidatorKind::GcpServiceAccount => check_gcp_service_account(around),
     }
 }
 
@@ -54,7 +68,7 @@ fn check_crc32_base62(token: &[u8]) -> CheckOutcome {
     let (random, checksum) = body.split_at(body.len() - 6);
     let expected = base62(u64::from(crc32fast::hash(random)), 6);
     if expected.as_bytes() == checksum {
-        CheckOutcome::Valid(vec![("checksum", "crc32".into())])
+        CheckOutcome::Valid(vec![("checksum", json!("crc32"))])
     } else {
         CheckOutcome::Invalid("checksum mismatch")
     }
@@ -90,10 +104,10 @@ fn check_jwt(token: &[u8]) -> CheckOutcome {
     if alg.eq_ignore_ascii_case("none") || parts[2].len() < 16 {
         return CheckOutcome::Invalid("unsigned token");
     }
-    let mut details = vec![("alg", alg.to_owned())];
-    for claim in ["iss", "exp"] {
+    let mut details = vec![("alg", json!(alg))];
+    for claim in ["iss", "sub", "aud", "exp"] {
         if let Some(v) = payload.get(claim) {
-            details.push((claim, v.to_string().trim_matches('"').to_owned()));
+            details.push((claim, v.clone()));
         }
     }
     CheckOutcome::Valid(details)
@@ -103,7 +117,7 @@ fn check_discord_bot_token(token: &[u8]) -> CheckOutcome {
     let id_part = token.split(|&b| b == b'.').next().unwrap_or_default();
     match decode_base64url(id_part) {
         Some(id) if (17..=20).contains(&id.len()) && id.iter().all(u8::is_ascii_digit) => {
-            CheckOutcome::Valid(vec![("user_id", String::from_utf8_lossy(&id).into_owned())])
+            CheckOutcome::Valid(vec![("user_id", json!(String::from_utf8_lossy(&id)))])
         }
         _ => CheckOutcome::Invalid("first part is not a base64url user id"),
     }
@@ -138,7 +152,7 @@ fn check_basic_auth(encoded: &[u8]) -> CheckOutcome {
                 && text.chars().all(|c| c.is_ascii_graphic() || c == ' ')
                 && !crate::allowlist::is_placeholder(password.as_bytes(), false) =>
         {
-            CheckOutcome::Valid(vec![("user", user.to_owned())])
+            CheckOutcome::Valid(vec![("user", json!(user))])
         }
         _ => CheckOutcome::Invalid("not user:password"),
     }
@@ -153,8 +167,12 @@ fn check_base64_pem(encoded: &[u8]) -> CheckOutcome {
     }
     match check_pem(&plain) {
         CheckOutcome::Valid(mut details) => {
-            details.push(("encoding", "base64".into()));
+            details.push(("encoding", json!("base64")));
             CheckOutcome::Valid(details)
+        }
+        CheckOutcome::Unproven(mut details) => {
+            details.push(("encoding", json!("base64")));
+            CheckOutcome::Unproven(details)
         }
         invalid => invalid,
     }
@@ -203,17 +221,102 @@ fn check_pem(block: &[u8]) -> CheckOutcome {
         body.push_str(line);
     }
     let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    match base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
-        Ok(der) if der.len() >= 32 => {
-            encrypted |= kind.contains("ENCRYPTED");
-            CheckOutcome::Valid(vec![
-                ("type", kind),
-                ("bytes", der.len().to_string()),
-                ("encrypted", encrypted.to_string()),
-            ])
+    let der = match base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
+        Ok(der) if der.len() >= 32 => der,
+        Ok(_) => return CheckOutcome::Invalid("body too short for a key"),
+        Err(_) => return CheckOutcome::Invalid("body is not base64"),
+    };
+    if encrypted {
+        // A legacy encrypted body (RFC 1421 `DEK-Info`) is ciphertext: nothing more to read.
+        return CheckOutcome::Valid(vec![("type", json!(kind)), ("encrypted", json!(true))]);
+    }
+    match keys::parse_der(&kind, &der) {
+        Some(facts) => {
+            let mut details = vec![("type", json!(facts.algorithm)), ("format", json!(facts.format))];
+            if let Some(bits) = facts.bits {
+                details.push(("bits", json!(bits)));
+            }
+            if let Some(curve) = facts.curve {
+                details.push(("curve", json!(curve)));
+            }
+            details.push(("encrypted", json!(facts.encrypted)));
+            CheckOutcome::Valid(details)
         }
-        Ok(_) => CheckOutcome::Invalid("body too short for a key"),
-        Err(_) => CheckOutcome::Invalid("body is not base64"),
+        // Truncated or hand-made bodies (documentation, tests) do not parse.
+        None => CheckOutcome::Unproven(vec![("type", json!(kind)), ("parsed", json!(false))]),
+    }
+}
+
+/// `pypi-` + base64url of a binary macaroon.
+fn check_pypi_macaroon(token: &[u8]) -> CheckOutcome {
+    let body = token.splitn(2, |&b| b == b'-').nth(1).unwrap_or_default();
+    // The prefix already names the index; a body that is not a macaroon is a made-up or
+    // damaged token, still worth a look, at lower confidence.
+    match decode_base64url(body).and_then(|binary| macaroon::parse(&binary)) {
+        Some(m) => CheckOutcome::Valid(m.details()),
+        None => CheckOutcome::Unproven(vec![("parsed", json!(false))]),
+    }
+}
+
+/// RFC 4648 base32 digit.
+fn base32_digit(c: u8) -> Option<u64> {
+    match c {
+        b'A'..=b'Z' => Some(u64::from(c - b'A')),
+        b'2'..=b'7' => Some(u64::from(c - b'2') + 26),
+        _ => None,
+    }
+}
+
+/// An AWS access key id: 4-letter prefix, then base32. Since 2019 its first 48 bits
+/// after the prefix carry the account id (bits 46..7); older ids (5th character below
+/// `Q`) do not. The id is never rejected: the account is reported when it is there.
+fn check_aws_key_id(id: &[u8]) -> CheckOutcome {
+    let (prefix, body) = id.split_at(4.min(id.len()));
+    let kind = match prefix {
+        b"AKIA" => "long-term access key",
+        b"ASIA" => "temporary (STS) access key",
+        _ => "access key",
+    };
+    let mut details = vec![("kind", json!(kind))];
+    let digits: Option<Vec<u64>> = body.iter().take(10).map(|&c| base32_digit(c)).collect();
+    match digits {
+        Some(digits) if digits.len() == 10 && digits[0] >= 16 => {
+            // 10 base32 digits = 50 bits; the first 48 are the bytes the account lives in.
+            let bits50 = digits.iter().fold(0u64, |acc, &d| (acc << 5) | d);
+            let bits48 = bits50 >> 2;
+            let account = (bits48 & 0x7fff_ffff_ff80) >> 7;
+            details.push(("account_id", json!(format!("{account:012}"))));
+            CheckOutcome::Valid(details)
+        }
+        _ => CheckOutcome::Unproven(details),
+    }
+}
+
+/// A service-account key file: the fields beside the key id, and the key itself.
+fn check_gcp_service_account(file: &[u8]) -> CheckOutcome {
+    let text = String::from_utf8_lossy(file);
+    let field = |name: &str| -> Option<String> {
+        let at = text.find(&format!("\"{name}\""))?;
+        let rest = text[at + name.len() + 2..].trim_start_matches(|c: char| c.is_whitespace() || c == ':' || c == '\\');
+        let rest = rest.strip_prefix('"')?;
+        Some(rest[..rest.find(['"', '\\'])?].to_owned())
+    };
+    let mut details = Vec::new();
+    for name in ["project_id", "client_email", "client_id"] {
+        if let Some(value) = field(name) {
+            details.push((name, json!(value)));
+        }
+    }
+    if let Some(start) = text.find("-----BEGIN") {
+        let end = text[start..].find("-----END").map_or(text.len(), |e| start + e + 40);
+        if let CheckOutcome::Valid(key) = check_pem(text[start..end.min(text.len())].as_bytes()) {
+            details.extend(key.into_iter().filter(|(k, _)| matches!(*k, "type" | "bits")));
+        }
+    }
+    if details.iter().any(|(k, _)| *k == "client_email") {
+        CheckOutcome::Valid(details)
+    } else {
+        CheckOutcome::Unproven(details)
     }
 }
 
@@ -233,14 +336,14 @@ mod tests {
         let token = github_token("Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa");
         assert_eq!(token.len(), 40);
         assert!(matches!(
-            check(ValidatorKind::GithubCrc32, token.as_bytes()),
+            check(ValidatorKind::GithubCrc32, token.as_bytes(), b""),
             CheckOutcome::Valid(_)
         ));
         let mut wrong = token.into_bytes();
         let last = wrong.len() - 1;
         wrong[last] = if wrong[last] == b'A' { b'B' } else { b'A' };
         assert_eq!(
-            check(ValidatorKind::GithubCrc32, &wrong),
+            check(ValidatorKind::GithubCrc32, &wrong, b""),
             CheckOutcome::Invalid("checksum mismatch")
         );
     }
@@ -249,23 +352,23 @@ mod tests {
     fn basic_auth_and_encoded_keys() {
         let enc = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
         assert!(matches!(
-            check(ValidatorKind::BasicAuth, enc(b"deploy:s3cr3t-Pw").as_bytes()),
+            check(ValidatorKind::BasicAuth, enc(b"deploy:s3cr3t-Pw").as_bytes(), b""),
             CheckOutcome::Valid(_)
         ));
         assert!(matches!(
-            check(ValidatorKind::BasicAuth, enc(b"no colon").as_bytes()),
+            check(ValidatorKind::BasicAuth, enc(b"no colon").as_bytes(), b""),
             CheckOutcome::Invalid(_)
         ));
         let text = enc(b"this is plain English text, not a key");
         assert!(matches!(
-            check(ValidatorKind::RandomBase64, text.as_bytes()),
+            check(ValidatorKind::RandomBase64, text.as_bytes(), b""),
             CheckOutcome::Invalid(_)
         ));
         let random = enc(&(0u8..30)
             .map(|i| i.wrapping_mul(97).wrapping_add(13))
             .collect::<Vec<_>>());
         assert!(matches!(
-            check(ValidatorKind::RandomBase64, random.as_bytes()),
+            check(ValidatorKind::RandomBase64, random.as_bytes(), b""),
             CheckOutcome::Valid(_)
         ));
     }
@@ -286,13 +389,13 @@ mod tests {
             enc(r#"{"iss":"svc","exp":1900000000}"#),
             "c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWc"
         );
-        match check(ValidatorKind::Jwt, good.as_bytes()) {
-            CheckOutcome::Valid(d) => assert!(d.contains(&("iss", "svc".to_owned()))),
+        match check(ValidatorKind::Jwt, good.as_bytes(), b"") {
+            CheckOutcome::Valid(d) => assert!(d.contains(&("iss", json!("svc")))),
             other => panic!("{other:?}"),
         }
         let bad = format!("{}.{}.sig", enc("not json"), enc("{}"));
         assert!(matches!(
-            check(ValidatorKind::Jwt, bad.as_bytes()),
+            check(ValidatorKind::Jwt, bad.as_bytes(), b""),
             CheckOutcome::Invalid(_)
         ));
     }
