@@ -4,6 +4,14 @@ r"""Fetch the pinned corpus of real release files, or rebuild its lock.
     fetch.py DEST [--lock corpora/popular.lock.tsv] [--limit N]
     fetch.py --update-lock DEST [--names corpora/popular.names] [--lock ...]
 
+--update-lock keeps every row already in the lock and resolves only the
+names-file entries not yet locked: an entry NAME [==VERSION] [:sdist] is
+locked when the lock has a row of that name, kind (wheel or sdist) and
+version (for an entry without ==VERSION: any version no other entry of that
+name and kind pins). A new entry gets its newest release, or VERSION; one
+that fails to download is skipped. To move an entry to a newer release,
+delete its row first.
+
 Files come through `pip download`, so the index is whatever pip is
 configured to use (PIP_INDEX_URL, pip.conf); no index is named here.
 Sdists are downloaded with --no-build-isolation, so pip prepares their
@@ -105,27 +113,43 @@ def fetch(dest, lock, limit):
 
 
 def update_lock(dest, names, lock):
+    old = read_lock(lock) if Path(lock).exists() else []
     wanted = []
     for line in Path(names).read_text().splitlines():
         words = line.split("#", 1)[0].split()
         if words:
             version = next((w[2:] for w in words if w.startswith("==")), None)
             wanted.append((words[0], version, ":sdist" in words))
+    locked, pinned = {}, {}  # (name, sdist) -> versions in the lock / pinned by an entry
+    for r in old:
+        locked.setdefault((r["name"], not r["filename"].endswith(".whl")), set()).add(r["version"])
+    for name, version, sdist in wanted:
+        if version:
+            pinned.setdefault((name, sdist), set()).add(version)
+
+    def is_locked(name, version, sdist):
+        have = locked.get((name, sdist), set())
+        return version in have if version else bool(have - pinned.get((name, sdist), set()))
+
+    todo = [w for w in wanted if not is_locked(*w)]
 
     def one(item):
         name, version, sdist = item
         try:
             path = pip_download(name, version, sdist, dest)
         except RuntimeError as e:
-            print(f"skip {name}{'==' + version if version else ''}: {e}", file=sys.stderr)
+            print(f"skip {name}{'==' + version if version else ''}{' :sdist' * sdist}: {e}",
+                  file=sys.stderr)
             return None
         print(f"got {path.name}", file=sys.stderr)
         return name, version_of(path.name), path.name, sha256(path)
 
     with ThreadPoolExecutor(JOBS) as pool:
-        rows = sorted({r for r in pool.map(one, wanted) if r})
+        got = list(pool.map(one, todo))
+    rows = sorted({tuple(r.values()) for r in old} | {r for r in got if r})
     Path(lock).write_text("\n".join([HEADER] + ["\t".join(r) for r in rows]) + "\n")
-    print(f"{len(rows)} of {len(wanted)} files locked in {lock}")
+    print(f"{got.count(None)} of {len(todo)} new entries skipped; "
+          f"{len(rows)} files locked in {lock}")
     return 0
 
 
@@ -136,7 +160,7 @@ def main():
     ap.add_argument("--names", default=HERE / "popular.names")
     ap.add_argument("--limit", type=int, default=None, help="only the first N lock rows")
     ap.add_argument("--update-lock", action="store_true",
-                    help="download the newest release of each name and rewrite the lock")
+                    help="keep the lock's rows and add the names-file entries not yet locked")
     args = ap.parse_args()
     Path(args.dest).mkdir(parents=True, exist_ok=True)
     if args.update_lock:
