@@ -4,6 +4,10 @@
 const DOCUMENTED_KEYS: &[&str] = &[
     // The storage emulator's fixed development account key (Azurite, Azure Storage Emulator).
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+    // The Cosmos DB emulator's fixed key, the same on every installation.
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==",
+    // The example access token of GitHub's REST API description (OpenAPI examples).
+    "e72e16c7e42f292c6912e7710c838347ae178b4a",
     // The example bot token of Slack's OAuth documentation, copied into many test suites.
     "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
     // RFC 7617's example (`Aladdin:open sesame`).

@@ -31,11 +31,18 @@ impl PathContext {
 fn directory_context(dir: &str) -> Option<PathContext> {
     let dir = dir.to_ascii_lowercase();
     Some(match dir.as_str() {
-        "test" | "tests" | "testing" | "__tests__" | "unittests" | "unit_tests" | "spec" | "specs" | "t" => {
-            PathContext::Test
-        }
         "fixtures" | "fixture" | "testdata" | "test_data" | "test-data" | "cassettes" | "mocks" | "__snapshots__" => {
             PathContext::Fixture
+        }
+        // `tests`, `testing`, `test_utils`, and the self-test suites some packages ship
+        // (`SelfTest`, gevent's `greentest`).
+        d if d.starts_with("test")
+            || matches!(
+                d,
+                "__tests__" | "unittests" | "unit_tests" | "selftest" | "greentest" | "spec" | "specs" | "t"
+            ) =>
+        {
+            PathContext::Test
         }
         "example" | "examples" | "sample" | "samples" | "demo" | "demos" | "tutorial" | "tutorials" | "notebooks" => {
             PathContext::Example
@@ -53,6 +60,7 @@ fn file_context(name: &str) -> Option<PathContext> {
         || stem.ends_with("_tests")
         || stem == "conftest"
         || stem == "tests"
+        || stem == "test"
     {
         return Some(PathContext::Test);
     }
@@ -66,7 +74,11 @@ fn file_context(name: &str) -> Option<PathContext> {
     if stem.starts_with("example") || stem.ends_with("_example") || stem.starts_with("sample") {
         return Some(PathContext::Example);
     }
-    if stem == "readme" || stem == "changelog" || stem == "changes" || stem == "history" {
+    // A package's `PKG-INFO` and `METADATA` carry its README as the long description.
+    if matches!(
+        stem,
+        "readme" | "changelog" | "changes" | "history" | "pkg-info" | "metadata"
+    ) {
         return Some(PathContext::Docs);
     }
     if [".md", ".rst", ".markdown", ".adoc", ".txt.rst"]
@@ -128,5 +140,27 @@ mod tests {
             "members decide"
         );
         assert_eq!(of(&["examples/settings.py"]), Some("example"));
+        assert_eq!(
+            of(&["pycryptodome.whl", "Crypto/SelfTest/PublicKey/test_import_RSA.py"]),
+            Some("test")
+        );
+        assert_eq!(
+            of(&["gevent.tar.gz", "gevent-26.9.0/src/greentest/3.10/keycert.pem"]),
+            Some("test")
+        );
+        assert_eq!(of(&["lib/latest/settings.py"]), None);
+        assert_eq!(
+            of(&["acme-1.0-py3-none-any.whl", "acme-1.0.dist-info/METADATA"]),
+            Some("docs")
+        );
+        assert_eq!(
+            of(&["pycryptodome.whl", "Crypto/SelfTest/PublicKey/test_import_RSA.py"]),
+            Some("test")
+        );
+        assert_eq!(of(&["lib/latest/settings.py"]), None);
+        assert_eq!(
+            of(&["acme-1.0-py3-none-any.whl", "acme-1.0.dist-info/METADATA"]),
+            Some("docs")
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! string) and percent-encoding (`%7B%22token%22…` in URLs and form bodies). Only stretches
 //! dense with escapes are decoded: a lone `\n` or `%s` changes nothing a rule would see.
 
-use super::{Excerpt, LineCounter, View};
+use super::{line_around, ExcerptView, LineCounter, View};
 
 /// Escapes further apart than this start a new stretch.
 const GAP: usize = 128;
@@ -198,22 +198,14 @@ struct Stretch {
     weight: usize,
 }
 
-/// A view under construction.
-#[derive(Default)]
-struct Builder {
-    bytes: Vec<u8>,
-    focus: Vec<(u64, u64)>,
-    origin: Vec<Excerpt>,
-}
-
 /// The escape and percent views of text: each stretch dense with escapes, with its line
 /// around it, decoded.
 pub fn views(data: &[u8]) -> Vec<View> {
     // One counter per kind: stretches of the two kinds close out of order.
     let mut lines = [LineCounter::new(data), LineCounter::new(data)];
-    let mut out: [Builder; 2] = Default::default();
+    let mut out: [ExcerptView; 2] = Default::default();
     let mut open: [Option<Stretch>; 2] = [None, None];
-    let mut close = |stretch: Stretch, kind: Kind, out: &mut [Builder; 2]| {
+    let mut close = |stretch: Stretch, kind: Kind, out: &mut [ExcerptView; 2]| {
         if stretch.weight < MIN_WEIGHT {
             return;
         }
@@ -221,10 +213,7 @@ pub fn views(data: &[u8]) -> Vec<View> {
         if view.bytes.len() >= MAX_VIEW {
             return;
         }
-        let before = stretch.first.saturating_sub(CONTEXT_BEFORE);
-        let from = memchr::memrchr(b'\n', &data[before..stretch.first]).map_or(before, |p| before + p + 1);
-        let after = (stretch.end + CONTEXT_AFTER).min(data.len());
-        let to = memchr::memchr(b'\n', &data[stretch.end..after]).map_or(after, |p| stretch.end + p);
+        let (from, to) = line_around(data, stretch.first, stretch.end, CONTEXT_BEFORE, CONTEXT_AFTER);
         view.origin
             .push(lines[kind as usize].excerpt(view.bytes.len(), stretch.first, stretch.end));
         match kind {
@@ -269,13 +258,7 @@ pub fn views(data: &[u8]) -> Vec<View> {
     let [backslash, percent] = out;
     [(backslash, "escape"), (percent, "percent")]
         .into_iter()
-        .filter(|(b, _)| !b.origin.is_empty())
-        .map(|(b, decoder)| View {
-            decoder,
-            bytes: b.bytes,
-            focus: Some(b.focus),
-            origin: b.origin,
-        })
+        .filter_map(|(b, decoder)| b.finish(decoder))
         .collect()
 }
 

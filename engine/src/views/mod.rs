@@ -58,6 +58,37 @@ pub fn excerpt_at(origin: &[Excerpt], at: u64) -> Option<&Excerpt> {
     after.checked_sub(1).map(|i| &origin[i])
 }
 
+/// A compact view under construction: for each decoded range, the line around it with
+/// the decoded text in its place (`runs`, `escapes`).
+#[derive(Default)]
+pub(crate) struct ExcerptView {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) focus: Vec<(u64, u64)>,
+    pub(crate) origin: Vec<Excerpt>,
+}
+
+impl ExcerptView {
+    /// The finished view, if anything was decoded.
+    pub(crate) fn finish(self, decoder: &'static str) -> Option<View> {
+        (!self.origin.is_empty()).then_some(View {
+            decoder,
+            bytes: self.bytes,
+            focus: Some(self.focus),
+            origin: self.origin,
+        })
+    }
+}
+
+/// The bounds of the line around `data[start..end]`, at most `before` and `after` bytes
+/// beyond it on each side.
+pub(crate) fn line_around(data: &[u8], start: usize, end: usize, before: usize, after: usize) -> (usize, usize) {
+    let lower = start.saturating_sub(before);
+    let from = memchr::memrchr(b'\n', &data[lower..start]).map_or(lower, |p| lower + p + 1);
+    let upper = (end + after).min(data.len());
+    let to = memchr::memchr(b'\n', &data[end..upper]).map_or(upper, |p| end + p);
+    (from, to)
+}
+
 /// Lines and columns of increasing offsets in one blob, counted once.
 pub(crate) struct LineCounter<'a> {
     data: &'a [u8],

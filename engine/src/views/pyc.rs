@@ -415,6 +415,42 @@ mod tests {
     }
 
     #[test]
+    fn shared_references_are_walked_once() {
+        // A hostile DAG: a tuple of 200 references to a tuple of 200 references to one pair
+        // of strings. Expanded, it would list the pair 40,000 times (and a deeper one more).
+        const WIDTH: u8 = 200;
+        let mut dag = b"\xa9".to_vec(); // flagged small tuple: ref index 0
+        dag.push(WIDTH);
+        dag.extend_from_slice(b"\xa9"); // ref index 1
+        dag.push(WIDTH);
+        dag.extend_from_slice(b"\xa9\x02z\x0cbottom-left!z\x0dbottom-right!"); // ref index 2
+        for index in [2u32, 1] {
+            for _ in 1..WIDTH {
+                dag.push(b'r');
+                dag.extend_from_slice(&index.to_le_bytes());
+            }
+        }
+        let mut data = 3495u16.to_le_bytes().to_vec();
+        data.extend_from_slice(b"\r\n");
+        data.extend_from_slice(&[0; 12]);
+        data.push(b'c');
+        data.extend_from_slice(&[0; 20]);
+        data.extend_from_slice(b"s\x00\x00\x00\x00"); // bytecode
+        data.extend_from_slice(b")\x03z\x08q7Xk2Lp9)\x01z\x05token"); // consts: value, ('token',), the DAG
+        data.extend_from_slice(&dag);
+        data.extend_from_slice(b")\x01z\x06github"); // names
+        data.extend_from_slice(b")\x00s\x00\x00\x00\x00z\x01fz\x08<module>z\x08<module>");
+        data.extend_from_slice(&[1, 0, 0, 0]);
+        data.extend_from_slice(b"s\x00\x00\x00\x00s\x00\x00\x00\x00");
+        let text = String::from_utf8(view(&data).expect("parses").bytes).expect("utf-8");
+        assert!(text.starts_with("<module> github token = \"q7Xk2Lp9\"\n"), "{text}");
+        // Once paired with the credential name, once listed.
+        assert_eq!(text.matches("bottom-left!").count(), 2, "{text}");
+        assert!(text.len() < 4096, "{} bytes", text.len());
+        assert!(view(&data[..data.len() - 40]).is_none(), "truncated");
+    }
+
+    #[test]
     fn short_strings_and_tuples_parse_into_a_view() {
         // 3.11 layout: a module code object whose constants hold a kwnames tuple and a value.
         let mut data = 3495u16.to_le_bytes().to_vec();

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 
-use super::{Excerpt, LineCounter, View};
+use super::{line_around, ExcerptView, LineCounter, View};
 
 /// Shortest run worth decoding (18 bytes of base64-decoded text, 12 of hex).
 const MIN_RUN: usize = 24;
@@ -246,19 +246,11 @@ enum Which {
 
 const DECODERS: [&str; 2] = ["base64", "hex"];
 
-/// A view under construction.
-#[derive(Default)]
-struct Builder {
-    bytes: Vec<u8>,
-    focus: Vec<(u64, u64)>,
-    origin: Vec<Excerpt>,
-}
-
 /// Finds runs and decodes them into the builders.
 struct RunFinder<'a> {
     data: &'a [u8],
     lines: LineCounter<'a>,
-    text: [Builder; 2],
+    text: [ExcerptView; 2],
     payloads: Vec<View>,
     /// Where the last join of wrapped lines ended: its lines are not joined again.
     failed_join_end: usize,
@@ -354,10 +346,7 @@ impl RunFinder<'_> {
     /// Writes the line around `data[start..end]` with `plain` in its place.
     fn place(&mut self, start: usize, end: usize, plain: &[u8], which: Which) {
         let data = self.data;
-        let before = start.saturating_sub(CONTEXT_BEFORE);
-        let line_start = memchr::memrchr(b'\n', &data[before..start]).map_or(before, |p| before + p + 1);
-        let after = &data[end..(end + CONTEXT_AFTER).min(data.len())];
-        let line_end = memchr::memchr(b'\n', after).unwrap_or(after.len());
+        let (line_start, line_end) = line_around(data, start, end, CONTEXT_BEFORE, CONTEXT_AFTER);
         let out = &mut self.text[which as usize];
         let excerpt = self.lines.excerpt(out.bytes.len(), start, end);
         out.origin.push(excerpt);
@@ -365,7 +354,7 @@ impl RunFinder<'_> {
         let at = out.bytes.len() as u64;
         out.bytes.extend_from_slice(plain);
         out.focus.push((at, out.bytes.len() as u64));
-        out.bytes.extend_from_slice(&after[..line_end]);
+        out.bytes.extend_from_slice(&data[end..line_end]);
         out.bytes.push(b'\n');
     }
 
@@ -473,13 +462,7 @@ fn views_with(data: &[u8], alphabet: impl Fn(&[u8; 64]) -> u64) -> Vec<View> {
     let [b64, hex] = text;
     [(b64, Which::Base64), (hex, Which::Hex)]
         .into_iter()
-        .filter(|(b, _)| !b.focus.is_empty())
-        .map(|(b, which)| View {
-            decoder: DECODERS[which as usize],
-            bytes: b.bytes,
-            focus: Some(b.focus),
-            origin: b.origin,
-        })
+        .filter_map(|(b, which)| b.finish(DECODERS[which as usize]))
         .chain(payloads)
         .collect()
 }
