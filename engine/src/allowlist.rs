@@ -6,6 +6,8 @@ const DOCUMENTED_KEYS: &[&str] = &[
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     // The Cosmos DB emulator's fixed key, the same on every installation.
     "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==",
+    // The client secret shown in Microsoft Entra's documentation of the secret format.
+    "abc8Q~defghijklmnopqrstuvwxyz-_.~0123456",
     // The example access token of GitHub's REST API description (OpenAPI examples).
     "e72e16c7e42f292c6912e7710c838347ae178b4a",
     // The example bot token of Slack's OAuth documentation, copied into many test suites.
@@ -38,6 +40,7 @@ pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
         "yourkey",
         "placeholder",
         "redacted",
+        "filtered",
         "<",
         ">",
         "${",
@@ -82,6 +85,8 @@ pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
         "string",
         "default",
         "pass",
+        // The default keystore password of the JDK's keytool.
+        "changeit",
         "test",
         "testing",
     ];

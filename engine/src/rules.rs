@@ -88,6 +88,12 @@ pub enum ValidatorKind {
     AwsKeyId,
     /// A cloud service-account key file: its project, client e-mail and key.
     GcpServiceAccount,
+    /// Base64 of a PKCS#12 key store: its header (version 3, a PKCS#7 content).
+    Pkcs12,
+    /// Grafana's service-account token checksum: CRC32, little-endian hex.
+    GrafanaCrc32,
+    /// A value assigned to a token-like name: the name must not say it is a digest.
+    TokenName,
 }
 
 /// One rule as written in a rule file.

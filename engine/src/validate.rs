@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::allowlist::is_placeholder;
-use crate::checks::{check, CheckOutcome};
+use crate::checks::{check, CheckOutcome, Surroundings};
 use crate::context::context_of;
 use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
 use crate::package::{parse_filename, Package};
@@ -197,7 +197,14 @@ impl Validator {
                     status: "unchecked",
                     details: serde_json::Map::new(),
                 },
-                Some(kind) => match check(kind, bytes, &hay[window.lead..]) {
+                Some(kind) => match check(
+                    kind,
+                    bytes,
+                    Surroundings {
+                        matched: whole.as_bytes(),
+                        after: &hay[whole.start()..],
+                    },
+                ) {
                     CheckOutcome::Invalid(_) => continue,
                     CheckOutcome::Valid(details) => Validation {
                         status: if details.iter().any(|(k, _)| *k == "checksum") {

@@ -306,3 +306,60 @@ fn findings_say_when_they_sit_in_tests_examples_or_docs() {
     assert_eq!(context(&tokens[3]).as_deref(), Some("example"));
     assert_eq!(context(&tokens[4]).as_deref(), Some("test"));
 }
+
+#[test]
+fn pkcs12_key_stores_and_checksummed_service_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    sh(
+        d,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 2 -subj /CN=ci 2>/dev/null \
+         && openssl pkcs12 -export -inkey k.pem -in c.pem -out signing.p12 -passout pass:Qz81kTp4Wm 2>/dev/null \
+         && openssl x509 -in c.pem -outform DER -out c.der",
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let p12 = b64.encode(fs::read(d.join("signing.p12")).expect("p12"));
+    let cert = b64.encode(fs::read(d.join("c.der")).expect("der"));
+    for f in ["k.pem", "c.pem", "signing.p12", "c.der"] {
+        fs::remove_file(d.join(f)).expect("rm");
+    }
+    let mut s = Secrets::new();
+    let body = format!(
+        "glsa_{}",
+        s.pick(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 32)
+    );
+    let crc: String = crc32fast::hash(body.as_bytes())
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let grafana = format!("{body}_{crc}");
+    let wrong = format!("{body}_{}", crc.chars().rev().collect::<String>());
+    write(
+        d,
+        "ci.env",
+        &format!("SIGNING_CERT_P12={p12}\nCA_CERT_DER={cert}\nGRAFANA_TOKEN={grafana}\nOLD_GRAFANA_TOKEN={wrong}\n"),
+    );
+    let (_, findings) = scan(d, &[]);
+    let store = find(&findings, &p12);
+    assert_eq!(store["rule"]["id"], "pkcs12.base64");
+    assert_eq!(
+        (details(store)["format"].as_str(), details(store)["complete"].as_bool()),
+        (Some("pkcs12"), Some(true))
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f["rule"]["id"] != "pkcs12.base64" || f["secret"] == p12.as_str()),
+        "{findings:#?}"
+    );
+    let g = find(&findings, &grafana);
+    assert_eq!(
+        (g["validation"]["status"].as_str(), g["confidence"].as_str()),
+        (Some("checksum_valid"), Some("high"))
+    );
+    assert!(
+        findings.iter().all(|f| f["secret"] != wrong.as_str()),
+        "wrong checksum reported: {findings:#?}"
+    );
+}

@@ -288,3 +288,68 @@ fn base64_wrapped_secrets_are_read_in_place() {
     assert_eq!(plain_hits.len(), 1, "{plain_hits:#?}");
     assert_eq!(plain_hits[0]["location"]["decoders"], serde_json::json!([]));
 }
+
+#[test]
+fn nested_configuration_is_read_with_its_labels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut s = Secrets::new();
+    let alnum = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let cohere = s.pick(alnum, 40);
+    let cloudflare = s.hex(37);
+    let datadog = s.hex(40);
+    let mistral = s.pick(alnum, 32);
+    std::fs::write(
+        d.join("cohere.ini"),
+        format!("[DEFAULT]\nlog_level = INFO\n\n[cohere]\napi_key = {cohere}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("main.tf"),
+        format!("provider \"cloudflare\" {{\n  email   = \"ops@acme.test\"\n  api_key = \"{cloudflare}\"\n}}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("Dockerfile"),
+        format!("FROM python:3.12-slim\nENV DATADOG_APP_KEY {datadog}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("secrets.toml"),
+        format!("[app]\nworkers = 4\n\n[tool.app.mistral]\napi_key = \"{mistral}\"\n"),
+    )
+    .expect("write");
+    // The same keys with no label say nothing of their provider.
+    std::fs::write(d.join("plain.cfg"), format!("api_key = {}\n", s.pick(alnum, 40))).expect("write");
+    let (_, findings) = scan(d, &[]);
+    let at = |secret: &str| {
+        let f = find(&findings, secret);
+        (
+            f["rule"]["id"].as_str().unwrap_or_default().to_owned(),
+            decoders(f).join(","),
+            f["location"]["line"].as_u64(),
+        )
+    };
+    assert_eq!(at(&cohere), ("cohere.api-key".into(), "sections".into(), Some(5)));
+    assert_eq!(
+        at(&cloudflare),
+        ("cloudflare.global-api-key.context".into(), "sections".into(), Some(3))
+    );
+    assert_eq!(
+        at(&datadog),
+        ("datadog.app-key.context".into(), "sections".into(), Some(2))
+    );
+    assert_eq!(at(&mistral), ("mistral.api-key".into(), "sections".into(), Some(5)));
+    assert!(
+        findings.iter().all(|f| !f["location"]["path"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("plain.cfg")),
+        "{findings:#?}"
+    );
+    let (_, raw) = scan(d, &["--no-decode"]);
+    assert!(
+        raw.iter().all(|f| f["secret"] != cohere.as_str()),
+        "found without the view: {raw:#?}"
+    );
+}

@@ -23,9 +23,18 @@ pub enum CheckOutcome {
     Invalid(&'static str),
 }
 
-/// Runs a validator on a secret. `around` is the text the rule matched in (its window),
-/// for checks that read the secret's neighbours (a service-account file's other fields).
-pub fn check(kind: ValidatorKind, secret: &[u8], around: &[u8]) -> CheckOutcome {
+/// What a check may read besides the secret.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Surroundings<'a> {
+    /// The whole text the rule's pattern matched (the name before a value, say).
+    pub matched: &'a [u8],
+    /// The window the rule was confirmed in, from the match on (a service-account file's
+    /// other fields).
+    pub after: &'a [u8],
+}
+
+/// Runs a validator on a secret.
+pub fn check(kind: ValidatorKind, secret: &[u8], around: Surroundings<'_>) -> CheckOutcome {
     match kind {
         ValidatorKind::GithubCrc32 | ValidatorKind::NpmCrc32 => check_crc32_base62(secret),
         ValidatorKind::Jwt => check_jwt(secret),
@@ -36,7 +45,10 @@ pub fn check(kind: ValidatorKind, secret: &[u8], around: &[u8]) -> CheckOutcome 
         ValidatorKind::RandomBase64 => check_random_base64(secret),
         ValidatorKind::PypiMacaroon => check_pypi_macaroon(secret),
         ValidatorKind::AwsKeyId => check_aws_key_id(secret),
-        ValidatorKind::GcpServiceAccount => check_gcp_service_account(around),
+        ValidatorKind::GcpServiceAccount => check_gcp_service_account(around.after),
+        ValidatorKind::GrafanaCrc32 => check_grafana_crc32(secret),
+        ValidatorKind::TokenName => check_token_name(around.matched),
+        ValidatorKind::Pkcs12 => check_pkcs12(secret),
     }
 }
 
@@ -103,6 +115,10 @@ fn check_jwt(token: &[u8]) -> CheckOutcome {
     }
     if alg.eq_ignore_ascii_case("none") || parts[2].len() < 16 {
         return CheckOutcome::Invalid("unsigned token");
+    }
+    // Supabase's anon key is meant for browsers; its row-level security is the guard.
+    if payload.get("role").and_then(|r| r.as_str()) == Some("anon") {
+        return CheckOutcome::Invalid("public anon key");
     }
     let mut details = vec![("alg", json!(alg))];
     for claim in ["iss", "sub", "aud", "exp"] {
@@ -247,6 +263,70 @@ fn check_pem(block: &[u8]) -> CheckOutcome {
     }
 }
 
+/// Base64 of a PKCS#12 file (RFC 7292): `PFX ::= SEQUENCE { version 3, authSafe ContentInfo
+/// (id-data or id-signedData), macData }`. Only the header is read: a key store is a
+/// credential whatever it holds, and its contents are encrypted.
+fn check_pkcs12(encoded: &[u8]) -> CheckOutcome {
+    const PKCS7: &[u8] = &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07];
+    let Some(der) = decode_base64_any(encoded) else {
+        return CheckOutcome::Invalid("not base64");
+    };
+    match der.as_slice() {
+        [0x30, 0x82, h, l, 0x02, 0x01, 0x03, 0x30, 0x82, _, _, rest @ ..]
+            if rest.starts_with(PKCS7) && matches!(rest.get(PKCS7.len()), Some(0x01 | 0x02)) =>
+        {
+            let size = usize::from(*h) << 8 | usize::from(*l);
+            CheckOutcome::Valid(vec![
+                ("format", json!("pkcs12")),
+                ("bytes", json!(size + 4)),
+                ("complete", json!(der.len() >= size + 4)),
+            ])
+        }
+        _ => CheckOutcome::Invalid("not a PKCS#12 header"),
+    }
+}
+
+/// A Grafana service-account token: `glsa_` + 32 base62 + `_` + the CRC32 of everything
+/// before that `_`, as 8 hex digits of its little-endian bytes.
+fn check_grafana_crc32(token: &[u8]) -> CheckOutcome {
+    let Some(split) = token.iter().rposition(|&b| b == b'_') else {
+        return CheckOutcome::Invalid("no checksum");
+    };
+    let crc = crc32fast::hash(&token[..split]).to_le_bytes();
+    let expected: String = crc.iter().map(|b| format!("{b:02x}")).collect();
+    if token[split + 1..] == *expected.as_bytes() {
+        CheckOutcome::Valid(vec![("checksum", json!("crc32"))])
+    } else {
+        CheckOutcome::Invalid("checksum mismatch")
+    }
+}
+
+/// A value named like a token whose name says it is a digest of one (`token_sha`,
+/// `auth_token_hash`): a hash, not a credential.
+fn check_token_name(matched: &[u8]) -> CheckOutcome {
+    let name_end = matched
+        .iter()
+        .position(|b| matches!(b, b'=' | b':' | b'(' | b',' | b'"' | b'\'' | b' '))
+        .unwrap_or(matched.len());
+    let name = matched[..name_end].to_ascii_lowercase();
+    const DIGESTS: &[&[u8]] = &[
+        b"sha",
+        b"hash",
+        b"digest",
+        b"checksum",
+        b"md5",
+        b"fingerprint",
+        b"etag",
+        b"commit",
+    ];
+    if DIGESTS.iter().any(|d| memchr::memmem::find(&name, d).is_some()) {
+        CheckOutcome::Invalid("the name says it is a digest")
+    } else {
+        // A name proves nothing about the value: it stays unchecked.
+        CheckOutcome::Unproven(Vec::new())
+    }
+}
+
 /// `pypi-` + base64url of a binary macaroon.
 fn check_pypi_macaroon(token: &[u8]) -> CheckOutcome {
     let body = token.splitn(2, |&b| b == b'-').nth(1).unwrap_or_default();
@@ -336,14 +416,14 @@ mod tests {
         let token = github_token("Zk3q9TfLm2PxW8vB4nYc7RhJd5GsQa");
         assert_eq!(token.len(), 40);
         assert!(matches!(
-            check(ValidatorKind::GithubCrc32, token.as_bytes(), b""),
+            check(ValidatorKind::GithubCrc32, token.as_bytes(), Surroundings::default()),
             CheckOutcome::Valid(_)
         ));
         let mut wrong = token.into_bytes();
         let last = wrong.len() - 1;
         wrong[last] = if wrong[last] == b'A' { b'B' } else { b'A' };
         assert_eq!(
-            check(ValidatorKind::GithubCrc32, &wrong, b""),
+            check(ValidatorKind::GithubCrc32, &wrong, Surroundings::default()),
             CheckOutcome::Invalid("checksum mismatch")
         );
     }
@@ -352,23 +432,31 @@ mod tests {
     fn basic_auth_and_encoded_keys() {
         let enc = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
         assert!(matches!(
-            check(ValidatorKind::BasicAuth, enc(b"deploy:s3cr3t-Pw").as_bytes(), b""),
+            check(
+                ValidatorKind::BasicAuth,
+                enc(b"deploy:s3cr3t-Pw").as_bytes(),
+                Surroundings::default()
+            ),
             CheckOutcome::Valid(_)
         ));
         assert!(matches!(
-            check(ValidatorKind::BasicAuth, enc(b"no colon").as_bytes(), b""),
+            check(
+                ValidatorKind::BasicAuth,
+                enc(b"no colon").as_bytes(),
+                Surroundings::default()
+            ),
             CheckOutcome::Invalid(_)
         ));
         let text = enc(b"this is plain English text, not a key");
         assert!(matches!(
-            check(ValidatorKind::RandomBase64, text.as_bytes(), b""),
+            check(ValidatorKind::RandomBase64, text.as_bytes(), Surroundings::default()),
             CheckOutcome::Invalid(_)
         ));
         let random = enc(&(0u8..30)
             .map(|i| i.wrapping_mul(97).wrapping_add(13))
             .collect::<Vec<_>>());
         assert!(matches!(
-            check(ValidatorKind::RandomBase64, random.as_bytes(), b""),
+            check(ValidatorKind::RandomBase64, random.as_bytes(), Surroundings::default()),
             CheckOutcome::Valid(_)
         ));
     }
@@ -389,13 +477,13 @@ mod tests {
             enc(r#"{"iss":"svc","exp":1900000000}"#),
             "c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWc"
         );
-        match check(ValidatorKind::Jwt, good.as_bytes(), b"") {
+        match check(ValidatorKind::Jwt, good.as_bytes(), Surroundings::default()) {
             CheckOutcome::Valid(d) => assert!(d.contains(&("iss", json!("svc")))),
             other => panic!("{other:?}"),
         }
         let bad = format!("{}.{}.sig", enc("not json"), enc("{}"));
         assert!(matches!(
-            check(ValidatorKind::Jwt, bad.as_bytes(), b""),
+            check(ValidatorKind::Jwt, bad.as_bytes(), Surroundings::default()),
             CheckOutcome::Invalid(_)
         ));
     }

@@ -14,6 +14,7 @@ pub mod escapes;
 pub mod notebook;
 pub mod pyc;
 pub mod runs;
+pub mod sections;
 pub mod utf16;
 
 use std::sync::Arc;
@@ -57,6 +58,9 @@ pub fn excerpt_at(origin: &[Excerpt], at: u64) -> Option<&Excerpt> {
     let after = origin.partition_point(|e| e.view_start <= at);
     after.checked_sub(1).map(|i| &origin[i])
 }
+
+/// Most decoded text one text view holds.
+pub(crate) const MAX_TEXT_VIEW: usize = 1 << 20;
 
 /// A compact view under construction: for each decoded range, the line around it with
 /// the decoded text in its place (`runs`, `escapes`).
@@ -199,6 +203,7 @@ pub fn views_of(data: &[u8]) -> Views {
     } else {
         views.list.extend(escapes::views(data));
         views.list.extend(bytelists::views(data));
+        views.list.extend(sections::view(data));
     }
     views.list.extend(runs::views(data));
     views
