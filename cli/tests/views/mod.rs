@@ -353,3 +353,33 @@ fn nested_configuration_is_read_with_its_labels() {
         "found without the view: {raw:#?}"
     );
 }
+
+#[test]
+fn split_literals_are_joined_in_source_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut s = Secrets::new();
+    let ghp = s.github_classic("ghp_");
+    let (head, tail) = ghp.split_at(17);
+    std::fs::write(
+        d.join("_internal.py"),
+        format!("\"\"\"constants\"\"\"\n\n_GITHUB_TOKEN = (\n    \"{head}\"\n    \"{tail}\"\n)\nOTHER = 'ab' + 'cd'\n"),
+    )
+    .expect("write");
+    // The same pieces in a file that is not source code are left alone.
+    std::fs::write(d.join("notes.txt"), format!("\"{head}\"\n\"{tail}\"\n")).expect("write");
+    let (_, findings) = scan(d, &[]);
+    let f = find(&findings, &ghp);
+    assert_eq!(decoders(f), ["concat"]);
+    assert_eq!(
+        (f["location"]["line"].as_u64(), f["location"]["column"].as_u64()),
+        (Some(4), Some(6))
+    );
+    assert_eq!(
+        findings.iter().filter(|f| f["secret"] == ghp.as_str()).count(),
+        1,
+        "{findings:#?}"
+    );
+    let (_, raw) = scan(d, &["--no-decode"]);
+    assert!(raw.iter().all(|f| f["secret"] != ghp.as_str()));
+}

@@ -270,7 +270,8 @@ impl<'v> Unpacker<'v> {
         let format = sniff(&data[..data.len().min(SNIFF_LEN)]);
         if format == Format::Plain {
             let views = if (provenance.decoders.len() as u32) < self.decode_depth {
-                crate::views::views_of(data)
+                let name = provenance.members.last().unwrap_or(&provenance.path);
+                crate::views::views_of(data, crate::views::TextKind::of(name))
             } else {
                 Views::default()
             };

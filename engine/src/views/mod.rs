@@ -10,6 +10,7 @@
 //! touching one are kept: the rest was already found in the blob itself.
 
 pub mod bytelists;
+pub mod concat;
 pub mod escapes;
 pub mod notebook;
 pub mod pyc;
@@ -179,8 +180,81 @@ pub struct Views {
     pub list: Vec<View>,
 }
 
-/// The views of `data`, one level deep.
-pub fn views_of(data: &[u8]) -> Views {
+/// What a file's name says its text is, for the views that only pay off there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextKind {
+    /// Configuration: INI, TOML, YAML, Terraform, properties, Dockerfiles.
+    Config,
+    /// Program source, where a literal may be split in pieces.
+    Code,
+    /// Anything else.
+    Other,
+}
+
+impl TextKind {
+    /// The kind of a file (or archive member) by its name.
+    pub fn of(name: &str) -> TextKind {
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(name).to_ascii_lowercase();
+        let ext = base.rsplit_once('.').map_or("", |(_, e)| e);
+        if base.starts_with("dockerfile")
+            || base.starts_with("containerfile")
+            || matches!(
+                ext,
+                "ini"
+                    | "cfg"
+                    | "conf"
+                    | "toml"
+                    | "tf"
+                    | "tfvars"
+                    | "hcl"
+                    | "yaml"
+                    | "yml"
+                    | "properties"
+                    | "dockerfile"
+            )
+        {
+            TextKind::Config
+        } else if matches!(
+            ext,
+            "py" | "pyi"
+                | "pyw"
+                | "ipynb"
+                | "js"
+                | "mjs"
+                | "cjs"
+                | "ts"
+                | "jsx"
+                | "tsx"
+                | "rb"
+                | "go"
+                | "java"
+                | "kt"
+                | "php"
+                | "cs"
+                | "swift"
+                | "scala"
+                | "sh"
+                | "bash"
+                | "zsh"
+                | "ps1"
+                | "c"
+                | "h"
+                | "cc"
+                | "cpp"
+                | "hpp"
+                | "rs"
+                | "lua"
+                | "pl"
+        ) {
+            TextKind::Code
+        } else {
+            TextKind::Other
+        }
+    }
+}
+
+/// The views of `data`, one level deep; `kind` is what its name says it is.
+pub fn views_of(data: &[u8], kind: TextKind) -> Views {
     let mut views = Views::default();
     if pyc::is_pyc(data) {
         if let Some(view) = pyc::view(data) {
@@ -203,7 +277,11 @@ pub fn views_of(data: &[u8]) -> Views {
     } else {
         views.list.extend(escapes::views(data));
         views.list.extend(bytelists::views(data));
-        views.list.extend(sections::view(data));
+        match kind {
+            TextKind::Config => views.list.extend(sections::view(data)),
+            TextKind::Code => views.list.extend(concat::view(data)),
+            TextKind::Other => {}
+        }
     }
     views.list.extend(runs::views(data));
     views
