@@ -146,7 +146,15 @@ pub(crate) fn is_payload(plain: &[u8]) -> bool {
             .chunks_exact(2)
             .take(16)
             .all(|u| u[1] == 0 && u[0] >= 0x09 && u[0] < 0x7f);
-    utf16 || crate::unpack::sniff(plain) != crate::unpack::Format::Plain
+    use crate::unpack::{sniff, Format};
+    utf16
+        || match sniff(plain) {
+            Format::Plain => false,
+            // Two magic bytes are one hash in 65,536 (a lock file holds thousands): a gzip
+            // payload also names deflate and sets no reserved flag.
+            Format::Gzip => plain.len() >= 18 && plain[2] == 8 && plain[3] & 0xe0 == 0,
+            _ => true,
+        }
 }
 
 fn decode_base64(body: &[u8]) -> Option<Vec<u8>> {
@@ -539,6 +547,16 @@ mod tests {
             }
         }
         found
+    }
+
+    #[test]
+    fn a_hash_that_starts_like_gzip_is_not_a_payload() {
+        let mut hash = vec![0x1f, 0x8b, 0x3c, 0xff];
+        hash.extend_from_slice(&[0x5a; 28]);
+        assert!(!is_payload(&hash));
+        let mut gzip = vec![0x1f, 0x8b, 0x08, 0x00];
+        gzip.extend_from_slice(&[0; 28]);
+        assert!(is_payload(&gzip));
     }
 
     #[test]
