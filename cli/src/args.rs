@@ -157,6 +157,9 @@ pub struct ScanArgs {
     /// Do not report findings already in this report (JSON or JSON Lines from `scan`).
     #[arg(long, value_name = "REPORT", help_heading = "Suppression")]
     pub baseline: Option<PathBuf>,
+    /// Report secrets on lines marked `keysweep:allow` too (for scans of others' code).
+    #[arg(long, help_heading = "Suppression")]
+    pub no_inline_allow: bool,
 
     /// Report at most N findings of one rule per file; the rest are counted (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Output")]

@@ -105,6 +105,7 @@ fn inputs(args: &ScanArgs) -> Result<Vec<PathBuf>> {
 
 fn suppressions(args: &ScanArgs) -> Result<Suppressions> {
     let mut suppressions = Suppressions::default();
+    suppressions.ignore_inline = args.no_inline_allow;
     for file in &args.allowlist {
         suppressions.add_allowlist(file).context("reading --allowlist")?;
     }

@@ -40,7 +40,7 @@ pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
         "yourkey",
         "placeholder",
         "redacted",
-        "filtered",
+        "[filtered]",
         "<",
         ">",
         "${",
@@ -64,6 +64,9 @@ pub fn is_placeholder(secret: &[u8], proven: bool) -> bool {
         "replace",
         "REPLACE",
         "123456789",
+        // Ascending hex runs: `01234567-89ab-cdef-…` in documentation.
+        "01234567",
+        "89abcdef",
         "abcdefghij",
         "ABCDEFGHIJ",
         "qwertyuiop",

@@ -94,6 +94,8 @@ pub enum ValidatorKind {
     GrafanaCrc32,
     /// A value assigned to a token-like name: the name must not say it is a digest.
     TokenName,
+    /// A registry auth token of any age: an `npm_` one must carry its checksum.
+    NpmAuthToken,
 }
 
 /// One rule as written in a rule file.

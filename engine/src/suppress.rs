@@ -83,6 +83,9 @@ pub struct Suppressions {
     /// changes the offset, and so the fingerprint, but not these.
     baseline: HashSet<(String, String, String)>,
     baseline_fingerprints: HashSet<String>,
+    /// Inline `keysweep:allow` comments are not obeyed: a mirror scan reads other people's
+    /// code, whose authors could hide a leak behind one.
+    pub ignore_inline: bool,
 }
 
 fn read(path: &Path) -> Result<String, SuppressError> {
@@ -171,12 +174,17 @@ impl Suppressions {
                 text_at(&["secret_sha256"]),
                 text_at(&["location", "path"]),
             ) {
-                let members: Vec<&str> = f
+                let mut chain = file;
+                for member in f
                     .pointer("/location/members")
                     .and_then(Value::as_array)
-                    .map(|m| m.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                self.baseline.insert((rule, hash, chain(&file, members)));
+                    .into_iter()
+                    .flatten()
+                {
+                    chain.push('!');
+                    chain.push_str(member.as_str().unwrap_or_default());
+                }
+                self.baseline.insert((rule, hash, chain));
             }
             count += 1;
         }
@@ -194,7 +202,7 @@ impl Suppressions {
 
     /// Why this finding is not to be reported, if it is not.
     pub fn reason(&self, f: &Finding) -> Option<Suppression> {
-        if f.allowed_inline {
+        if f.allowed_inline && !self.ignore_inline {
             return Some(Suppression::Inline);
         }
         if self.is_empty() {
@@ -209,23 +217,14 @@ impl Suppressions {
         {
             return Some(Suppression::Allowlist);
         }
-        let key = (
-            f.rule.id.clone(),
-            f.secret_sha256.clone(),
-            chain(&f.location.path, f.location.members.iter().map(String::as_str)),
-        );
-        if self.baseline_fingerprints.contains(&f.fingerprint) || self.baseline.contains(&key) {
+        if self.baseline_fingerprints.contains(&f.fingerprint)
+            || (!self.baseline.is_empty()
+                && self
+                    .baseline
+                    .contains(&(f.rule.id.clone(), f.secret_sha256.clone(), f.location.display_path())))
+        {
             return Some(Suppression::Baseline);
         }
         None
     }
-}
-
-fn chain<'a>(path: &str, members: impl IntoIterator<Item = &'a str>) -> String {
-    let mut s = path.to_owned();
-    for m in members {
-        s.push('\0');
-        s.push_str(m);
-    }
-    s
 }

@@ -11,7 +11,7 @@ use crate::context::context_of;
 use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
 use crate::package::{parse_filename, Package};
 use crate::rules::{Confidence, RuleSet};
-use crate::views::{excerpt_at, Excerpt};
+use crate::views::{excerpt_at, line_around, Excerpt};
 
 /// A candidate window shipped from a scan worker: a copy of the bytes, so the worker can
 /// release the file at once, and what is needed to place a match in lines and columns.
@@ -278,12 +278,13 @@ fn effective_confidence(rule: Confidence, validation: &Validation) -> Confidence
 const ALLOW_MARKER: &[u8] = b"keysweep:allow";
 
 fn allowed_inline(hay: &[u8], lead: usize, start: usize, end: usize) -> bool {
-    let line_start = memchr::memrchr(b'\n', &hay[lead..start]).map_or(lead, |p| lead + p + 1);
-    let first_line_end = memchr::memchr(b'\n', &hay[start..]).map_or(hay.len(), |p| start + p);
-    let last_line_start = memchr::memrchr(b'\n', &hay[start..end]).map_or(line_start, |p| start + p + 1);
-    let last_line_end = memchr::memchr(b'\n', &hay[end..]).map_or(hay.len(), |p| end + p);
-    memchr::memmem::find(&hay[line_start..first_line_end], ALLOW_MARKER).is_some()
-        || memchr::memmem::find(&hay[last_line_start..last_line_end], ALLOW_MARKER).is_some()
+    // The lines the secret starts and ends on, 256 bytes each side at most: a marker far
+    // along a minified line does not hide every secret on it.
+    let found = |at: usize| {
+        let (from, to) = line_around(hay, at, at, 256, 256);
+        memchr::memmem::find(&hay[from.max(lead)..to], ALLOW_MARKER).is_some()
+    };
+    found(start) || found(end)
 }
 
 /// Moves a finding in a decoded view to the encoded bytes it came from.

@@ -35,6 +35,8 @@ fn inline_allow_comments_suppress_only_their_line() {
     assert_eq!(secrets(&findings), [kept]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("1 suppressed (inline)"), "{stderr}");
+    let (_, all) = scan(dir.path(), &["--no-inline-allow"]);
+    assert_eq!(all.len(), 2, "{all:#?}");
 }
 
 #[test]

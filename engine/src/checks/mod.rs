@@ -48,6 +48,9 @@ pub fn check(kind: ValidatorKind, secret: &[u8], around: Surroundings<'_>) -> Ch
         ValidatorKind::GcpServiceAccount => check_gcp_service_account(around.after),
         ValidatorKind::GrafanaCrc32 => check_grafana_crc32(secret),
         ValidatorKind::TokenName => check_token_name(around.matched),
+        // Legacy tokens (UUIDs, base64 `_auth` pairs) have no checksum; `npm_` ones do.
+        ValidatorKind::NpmAuthToken if secret.starts_with(b"npm_") => check_crc32_base62(secret),
+        ValidatorKind::NpmAuthToken => CheckOutcome::Unproven(Vec::new()),
         ValidatorKind::Pkcs12 => check_pkcs12(secret),
     }
 }
@@ -308,18 +311,23 @@ fn check_token_name(matched: &[u8]) -> CheckOutcome {
         .iter()
         .position(|b| matches!(b, b'=' | b':' | b'(' | b',' | b'"' | b'\'' | b' '))
         .unwrap_or(matched.len());
-    let name = matched[..name_end].to_ascii_lowercase();
-    const DIGESTS: &[&[u8]] = &[
-        b"sha",
-        b"hash",
-        b"digest",
-        b"checksum",
-        b"md5",
-        b"fingerprint",
-        b"etag",
-        b"commit",
+    const DIGESTS: &[&str] = &[
+        "sha",
+        "sha1",
+        "sha256",
+        "sha512",
+        "hash",
+        "digest",
+        "checksum",
+        "md5",
+        "fingerprint",
+        "etag",
+        "commit",
     ];
-    if DIGESTS.iter().any(|d| memchr::memmem::find(&name, d).is_some()) {
+    let digest = matched[..name_end]
+        .split(|b| matches!(b, b'_' | b'-' | b'.'))
+        .any(|word| DIGESTS.iter().any(|d| word.eq_ignore_ascii_case(d.as_bytes())));
+    if digest {
         CheckOutcome::Invalid("the name says it is a digest")
     } else {
         // A name proves nothing about the value: it stays unchecked.
@@ -368,12 +376,16 @@ fn check_aws_key_id(id: &[u8]) -> CheckOutcome {
             details.push(("account_id", json!(format!("{account:012}"))));
             CheckOutcome::Valid(details)
         }
+        // Ids issued before 2019 are base32 too, and encode no account.
+        Some(digits) if digits.len() == 10 => CheckOutcome::Valid(details),
         _ => CheckOutcome::Unproven(details),
     }
 }
 
-/// A service-account key file: the fields beside the key id, and the key itself.
+/// A service-account key file: the fields beside the key id, and the key itself. Only the
+/// first 8 KiB after the match are read (a key file is about 2.3 KB).
 fn check_gcp_service_account(file: &[u8]) -> CheckOutcome {
+    let file = &file[..file.len().min(8 << 10)];
     let text = String::from_utf8_lossy(file);
     let field = |name: &str| -> Option<String> {
         let at = text.find(&format!("\"{name}\""))?;
@@ -387,9 +399,13 @@ fn check_gcp_service_account(file: &[u8]) -> CheckOutcome {
             details.push((name, json!(value)));
         }
     }
-    if let Some(start) = text.find("-----BEGIN") {
-        let end = text[start..].find("-----END").map_or(text.len(), |e| start + e + 40);
-        if let CheckOutcome::Valid(key) = check_pem(text[start..end.min(text.len())].as_bytes()) {
+    let finder = |needle: &[u8], from: usize| memchr::memmem::find(&file[from..], needle).map(|p| from + p);
+    if let Some(start) = finder(b"-----BEGIN", 0) {
+        // The key ends with the `-----` that closes its END line.
+        let end = finder(b"-----END", start)
+            .and_then(|e| finder(b"-----", e + 8))
+            .map_or(file.len(), |e| e + 5);
+        if let CheckOutcome::Valid(key) = check_pem(&file[start..end]) {
             details.extend(key.into_iter().filter(|(k, _)| matches!(*k, "type" | "bits")));
         }
     }

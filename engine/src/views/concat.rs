@@ -8,6 +8,8 @@ use super::{ExcerptView, LineCounter, View};
 const MAX_BLOB: usize = 1 << 20;
 /// A piece must be this long to be part of a split token.
 const MIN_PIECE: usize = 4;
+/// Bytes kept before the first piece (the name it is assigned to).
+const MAX_HEAD: usize = 128;
 /// Pieces joined into one literal at most.
 const MAX_PIECES: usize = 16;
 
@@ -141,6 +143,8 @@ pub fn view(data: &[u8]) -> Option<View> {
             head = data[prev_start..line_start - 1].trim_ascii_end();
             head = head.strip_suffix(b"(").unwrap_or(head).trim_ascii_end();
         }
+        // The name, not the whole line: a minified line would fill the view.
+        let head = &head[head.len().saturating_sub(MAX_HEAD)..];
         let head = head.trim_ascii();
         out.bytes.extend_from_slice(head);
         if !head.is_empty() && !head.ends_with(b"(") {

@@ -11,6 +11,8 @@ use super::{is_credential_name, ExcerptView, LineCounter, View};
 const MAX_BLOB: usize = 256 << 10;
 /// Labels kept per line (outermost dropped first).
 const MAX_LABELS: usize = 4;
+/// Open blocks and mappings followed at most: hostile nesting is not configuration.
+const MAX_OPEN: usize = 64;
 
 fn is_label_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
@@ -130,11 +132,15 @@ pub fn view(data: &[u8]) -> Option<View> {
             continue;
         }
         if let Some(label) = block_label(line) {
-            open.push((indent, label, true));
+            if open.len() < MAX_OPEN {
+                open.push((indent, label, true));
+            }
             continue;
         }
         if let Some(label) = mapping_label(line) {
-            open.push((indent, label, false));
+            if open.len() < MAX_OPEN {
+                open.push((indent, label, false));
+            }
             continue;
         }
         if let Some((name, value_at)) = docker_env(line) {
@@ -162,9 +168,10 @@ pub fn view(data: &[u8]) -> Option<View> {
         if out.bytes.len() >= super::MAX_TEXT_VIEW {
             break;
         }
-        let labels: Vec<&[u8]> = section.into_iter().chain(open.iter().map(|o| o.1)).collect();
+        let mut labels: Vec<&[u8]> = open.iter().rev().map(|o| o.1).chain(section).take(MAX_LABELS).collect();
+        labels.reverse();
         let view_line = out.bytes.len();
-        for label in &labels[labels.len().saturating_sub(MAX_LABELS)..] {
+        for label in &labels {
             out.bytes.extend_from_slice(label);
             out.bytes.push(b'.');
         }
