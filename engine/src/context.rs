@@ -81,7 +81,7 @@ fn file_context(name: &str) -> Option<PathContext> {
     ) {
         return Some(PathContext::Docs);
     }
-    if [".md", ".rst", ".markdown", ".adoc", ".txt.rst"]
+    if [".md", ".rst", ".markdown", ".adoc"]
         .iter()
         .any(|ext| lower.ends_with(ext))
     {

@@ -378,6 +378,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn validation_moves_confidence() {
+        let v = |status: &'static str, details: &[&str]| Validation {
+            status,
+            details: details
+                .iter()
+                .map(|k| (k.to_string(), serde_json::Value::Bool(false)))
+                .collect(),
+        };
+        assert_eq!(
+            effective_confidence(Confidence::Medium, &v("checksum_valid", &["checksum"])),
+            Confidence::High
+        );
+        assert_eq!(
+            effective_confidence(Confidence::High, &v("unchecked", &["parsed"])),
+            Confidence::Medium
+        );
+        assert_eq!(
+            effective_confidence(Confidence::High, &v("unchecked", &[])),
+            Confidence::High
+        );
+        assert_eq!(
+            effective_confidence(Confidence::Low, &v("structure_valid", &["alg"])),
+            Confidence::Low
+        );
+    }
+
+    #[test]
     fn line_and_column_count_from_window_and_line_start() {
         let w = ShippedWindow {
             rule: 0,

@@ -298,11 +298,10 @@ fn openpgp(body: &[u8]) -> Option<KeyFacts> {
     }
     let (&version, rest) = packet.split_first()?;
     // v4: created (4), algorithm (1); v5 and v6 add a 4-octet key material length.
-    let rest = match version {
-        4 => rest.get(4..)?,
-        5 | 6 => rest.get(4..)?,
-        _ => return None,
-    };
+    if !(4..=6).contains(&version) {
+        return None;
+    }
+    let rest = rest.get(4..)?;
     let (&algorithm, mut fields) = rest.split_first()?;
     if version != 4 {
         fields = fields.get(4..)?;

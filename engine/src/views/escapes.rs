@@ -13,8 +13,6 @@ const MIN_WEIGHT: usize = 2;
 /// Context kept before a stretch (a key's name) and after it (a value after `%3D`).
 const CONTEXT_BEFORE: usize = 128;
 const CONTEXT_AFTER: usize = 128;
-/// Decoded bytes per blob at most.
-const MAX_VIEW: usize = 1 << 20;
 
 fn hex_value(c: u8) -> Option<u32> {
     (c as char).to_digit(16)
@@ -210,7 +208,7 @@ pub fn views(data: &[u8]) -> Vec<View> {
             return;
         }
         let view = &mut out[kind as usize];
-        if view.bytes.len() >= MAX_VIEW {
+        if view.bytes.len() >= super::MAX_TEXT_VIEW {
             return;
         }
         let (from, to) = line_around(data, stretch.first, stretch.end, CONTEXT_BEFORE, CONTEXT_AFTER);

@@ -64,7 +64,7 @@ pub fn excerpt_at(origin: &[Excerpt], at: u64) -> Option<&Excerpt> {
 pub(crate) const MAX_TEXT_VIEW: usize = 1 << 20;
 
 /// A compact view under construction: for each decoded range, the line around it with
-/// the decoded text in its place (`runs`, `escapes`).
+/// the decoded text in its place (`runs`, `escapes`, `sections`, `concat`).
 #[derive(Default)]
 pub(crate) struct ExcerptView {
     pub(crate) bytes: Vec<u8>,

@@ -14,8 +14,6 @@ const MAX_RUN: usize = 64 * 1024;
 /// Context kept around a decoded run: the line before it (at most this much) and after.
 const CONTEXT_BEFORE: usize = 256;
 const CONTEXT_AFTER: usize = 64;
-/// Decoded bytes per blob at most: a view stays small whatever the blob holds.
-const MAX_VIEW: usize = 1 << 20;
 
 fn is_b64(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_')
@@ -367,7 +365,7 @@ impl RunFinder<'_> {
     }
 
     fn full(&self) -> bool {
-        self.text.iter().any(|b| b.bytes.len() >= MAX_VIEW) || self.payloads.len() >= MAX_PAYLOADS
+        self.text.iter().any(|b| b.bytes.len() >= super::MAX_TEXT_VIEW) || self.payloads.len() >= MAX_PAYLOADS
     }
 }
 
