@@ -27,8 +27,10 @@ fn piece_before(data: &[u8], close: usize) -> Option<usize> {
 }
 
 /// After a literal closing at `close`: the next piece of the same literal (its opening
-/// quote + 1 and its closing quote), across spaces, one `+`, and line breaks.
-fn next_piece(data: &[u8], close: usize) -> Option<(usize, usize)> {
+/// quote + 1 and its closing quote), across spaces, one `+`, and a line break when
+/// `may_break` (a break ends a statement unless the pieces sit in parentheses or the line
+/// ends with `\`).
+fn next_piece(data: &[u8], close: usize, may_break: bool) -> Option<(usize, usize)> {
     let quote = data[close];
     let mut at = close + 1;
     let mut plus = false;
@@ -36,8 +38,11 @@ fn next_piece(data: &[u8], close: usize) -> Option<(usize, usize)> {
     while let Some(&b) = data.get(at) {
         match b {
             b' ' | b'\t' | b'\r' => {}
-            b'\\' if data.get(at + 1) == Some(&b'\n') => {}
-            b'\n' if lines < 1 => lines += 1,
+            b'\\' if data.get(at + 1) == Some(&b'\n') => {
+                // An explicit continuation: the break after it is part of the statement.
+                at += 1;
+            }
+            b'\n' if lines < 1 && may_break => lines += 1,
             b'+' if !plus => plus = true,
             _ => break,
         }
@@ -124,11 +129,14 @@ pub fn view(data: &[u8]) -> Option<View> {
         if close < done {
             continue;
         }
-        // Most quotes are followed by `,`, `)` or a letter: checked first, it is cheap.
-        let Some(mut next) = next_piece(data, close) else {
+        let Some(first) = piece_before(data, close) else {
             continue;
         };
-        let Some(first) = piece_before(data, close) else {
+        // Pieces one per line are joined only where the first starts its line (inside
+        // parentheses): `x = "ab"` then `"cd"` on the next line are two statements.
+        let line_start = memchr::memrchr(b'\n', &data[..first]).map_or(0, |p| p + 1);
+        let may_break = data[line_start..first - 1].iter().all(|b| b.is_ascii_whitespace());
+        let Some(mut next) = next_piece(data, close, may_break) else {
             continue;
         };
         if out.bytes.len() >= super::MAX_TEXT_VIEW {
@@ -136,7 +144,6 @@ pub fn view(data: &[u8]) -> Option<View> {
         }
         // The name the literal is assigned to: on its line, or on the line before when the
         // pieces start a line (inside parentheses).
-        let line_start = memchr::memrchr(b'\n', &data[..first]).map_or(0, |p| p + 1);
         let mut head = &data[line_start..first - 1];
         if head.iter().all(|b| b.is_ascii_whitespace()) && line_start > 0 {
             let prev_start = memchr::memrchr(b'\n', &data[..line_start - 1]).map_or(0, |p| p + 1);
@@ -160,7 +167,7 @@ pub fn view(data: &[u8]) -> Option<View> {
             out.focus.push((join - 1, join + 1));
             out.bytes.extend_from_slice(&data[next.0..next.1]);
             last_end = next.1;
-            match next_piece(data, last_end) {
+            match next_piece(data, last_end, may_break) {
                 Some(more) => next = more,
                 None => break,
             }
@@ -219,5 +226,10 @@ mod tests {
         assert_eq!(text("x = \"a b c d\" \"e f g h\"\n"), "");
         assert_eq!(text("f(\"alpha\", \"beta\")\nd = {\"key\": \"value\"}\n"), "");
         assert_eq!(text("s = \"ab\" \"cd\"\n"), "", "pieces too short");
+        assert_eq!(
+            text("TOKEN = \"abcdefgh\"\n\"cell_type\": \"code\"\n"),
+            "",
+            "two statements"
+        );
     }
 }
