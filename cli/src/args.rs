@@ -41,6 +41,15 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Merge JSON Lines reports (the shards of one scan) into one, each finding once.
+    Merge {
+        /// Reports written by `scan -f jsonl` (or `-f json`).
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Write the merged report to a file instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +155,10 @@ pub struct ScanArgs {
 
     #[command(flatten)]
     pub rules: RulesArgs,
+    /// Scan only shard K of N: files are split by a hash of their path below the input, so
+    /// N machines running 1/N … N/N over the same tree scan each file once.
+    #[arg(long, value_name = "K/N", value_parser = keysweep::enumerate::Shard::parse, help_heading = "Input")]
+    pub shard: Option<keysweep::enumerate::Shard>,
     /// Report findings at this confidence or above.
     #[arg(long, value_enum, default_value = "medium", help_heading = "Rules")]
     pub confidence: ConfidenceArg,

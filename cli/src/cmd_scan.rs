@@ -68,6 +68,7 @@ fn filters(args: &ScanArgs) -> Result<Filters> {
         include: globs(included.iter().map(|g| g.as_str()))?,
         exclude: globs(excluded)?,
         max_file_size: args.max_file_size,
+        shard: args.shard,
     })
 }
 
@@ -228,6 +229,9 @@ fn summary_text(s: &Summary) -> String {
             "  skipped: {} filtered, {} symbolic links not followed\n",
             s.files_filtered, s.symlinks_skipped
         ));
+    }
+    if s.files_other_shard > 0 {
+        text.push_str(&format!("  {} files left to other shards\n", s.files_other_shard));
     }
     text
 }

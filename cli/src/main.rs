@@ -1,6 +1,7 @@
 //! The `keysweep` command: arguments and wiring only.
 
 mod args;
+mod cmd_merge;
 mod cmd_rules;
 mod cmd_scan;
 mod rules_load;
@@ -24,6 +25,7 @@ fn main() {
             RulesCommand::List { rules, json, markdown } => cmd_rules::list(rules, *json, *markdown),
             RulesCommand::Check { rules } => cmd_rules::check(rules),
         },
+        Command::Merge { reports, output } => cmd_merge::run(reports, output.as_deref()),
     };
     let code = match result {
         Ok(code) => code,

@@ -550,3 +550,65 @@ fn one_secret_at_one_place_is_one_finding_even_when_two_rules_match() {
     assert_eq!(rule_ids(&findings), vec!["pypi.upload-token"], "{findings:#?}");
     assert_eq!(findings[0]["secret"], token.as_str());
 }
+
+#[test]
+fn shards_split_the_files_and_merge_into_the_unsharded_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("mirror");
+    let mut s = Secrets::new();
+    for i in 0..24 {
+        write(
+            &tree,
+            &format!("pkg{i:02}/settings.py"),
+            &format!(
+                "GITHUB_TOKEN = \"{}\"\nAWS_ACCESS_KEY_ID = \"{}\"\n",
+                s.github_classic("ghp_"),
+                s.aws_key_id()
+            ),
+        );
+    }
+    let report = |name: &str, extra: &[&str]| {
+        let path = dir.path().join(name);
+        let mut cmd = keysweep();
+        cmd.args(["scan", "-q", "--exit-zero", "-f", "jsonl", "-o"])
+            .arg(&path)
+            .args(extra)
+            .arg(&tree);
+        assert!(run(cmd).status.success());
+        path
+    };
+    let fingerprints = |path: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_to_string(path)
+            .expect("report")
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("json")["fingerprint"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let whole = fingerprints(&report("whole.jsonl", &[]));
+    assert_eq!(whole.len(), 48);
+    let shards: Vec<_> = (1..=3)
+        .map(|k| report(&format!("shard{k}.jsonl"), &["--shard", &format!("{k}/3")]))
+        .collect();
+    let sizes: Vec<usize> = shards.iter().map(|p| fingerprints(p).len()).collect();
+    assert!(
+        sizes.iter().all(|&n| n > 0 && n < 48),
+        "each shard holds part of the files: {sizes:?}"
+    );
+    assert_eq!(sizes.iter().sum::<usize>(), 48, "no file in two shards: {sizes:?}");
+    // Merging the shards, one of them twice, gives the unsharded report.
+    let merged = dir.path().join("merged.jsonl");
+    let mut cmd = keysweep();
+    cmd.arg("merge").args(&shards).arg(&shards[0]).arg("-o").arg(&merged);
+    assert!(run(cmd).status.success());
+    assert_eq!(fingerprints(&merged), whole);
+    let mut bad = keysweep();
+    bad.args(["scan", "--shard", "4/3"]).arg(&tree);
+    assert_eq!(run(bad).status.code(), Some(2));
+}

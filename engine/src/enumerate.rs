@@ -27,6 +27,8 @@ pub enum Enumerated {
     Warning(Warning),
     /// Skipped by a filter.
     Filtered,
+    /// Another shard's file (`--shard K/N`).
+    OtherShard,
     /// A symbolic link found while walking, not followed.
     SymlinkSkipped,
 }
@@ -40,6 +42,44 @@ pub struct Filters {
     pub exclude: Option<GlobSet>,
     /// Files larger than this are skipped with a warning.
     pub max_file_size: Option<u64>,
+    /// Only this shard's files are scanned.
+    pub shard: Option<Shard>,
+}
+
+/// One of N machines splitting the same inputs: a file belongs to shard `hash(path) mod N`,
+/// where the path is the one below the walked root (the same on every machine, wherever
+/// the mirror is mounted) and the hash is SHA-256's first 8 bytes (the same in every build).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based index of this shard.
+    pub index: u64,
+    /// Number of shards.
+    pub count: u64,
+}
+
+impl Shard {
+    /// Parses `K/N` (1-based K, as a user counts machines).
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (k, n) = text.split_once('/').ok_or("expected K/N, e.g. 2/8")?;
+        let (k, n): (u64, u64) = (
+            k.trim().parse().map_err(|_| format!("{k:?} is not a number"))?,
+            n.trim().parse().map_err(|_| format!("{n:?} is not a number"))?,
+        );
+        if n == 0 || k == 0 || k > n {
+            return Err(format!("{text}: K must be between 1 and N"));
+        }
+        Ok(Shard { index: k - 1, count: n })
+    }
+
+    /// Whether the file at `relative` (below its walked root) is this shard's.
+    pub fn owns(&self, relative: &Path) -> bool {
+        use sha2::{Digest, Sha256};
+        use std::os::unix::ffi::OsStrExt;
+        let digest = Sha256::digest(relative.as_os_str().as_bytes());
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(head) % self.count == self.index
+    }
 }
 
 impl Filters {
@@ -107,8 +147,14 @@ pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) ->
         }
     };
     if !meta.is_dir() {
-        // A file named explicitly is scanned even if filters would skip it in a walk.
-        emit(file_job(input, &meta, filters));
+        // A file named explicitly is scanned even if filters would skip it in a walk; a
+        // shard owns it by its name.
+        let name = input.file_name().map_or(input, Path::new);
+        if filters.shard.is_some_and(|s| !s.owns(name)) {
+            emit(Enumerated::OtherShard);
+        } else {
+            emit(file_job(input, &meta, filters));
+        }
         return;
     }
     // A bandersnatch mirror root: the release files live under web/packages; the index
@@ -159,6 +205,8 @@ pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) ->
         }
         let item = if filters.excluded(relative) || !filters.included(relative) {
             Enumerated::Filtered
+        } else if filters.shard.is_some_and(|s| !s.owns(relative)) {
+            Enumerated::OtherShard
         } else if ft.is_symlink() {
             if std::fs::metadata(path).is_err() {
                 Enumerated::Warning(warning(WarningKind::BrokenSymlink, path, "broken symbolic link"))

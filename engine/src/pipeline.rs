@@ -66,6 +66,7 @@ enum Event {
     Scanned { bytes: u64 },
     Unpacked(UnpackStats),
     Filtered,
+    OtherShard,
     SymlinkSkipped,
 }
 
@@ -486,6 +487,7 @@ pub(crate) fn run(
                         Enumerated::File(job) => job_tx.send(job).is_ok(),
                         Enumerated::Warning(w) => events.send(Event::Warning(w)).is_ok(),
                         Enumerated::Filtered => events.send(Event::Filtered).is_ok(),
+                        Enumerated::OtherShard => events.send(Event::OtherShard).is_ok(),
                         Enumerated::SymlinkSkipped => events.send(Event::SymlinkSkipped).is_ok(),
                     }
                 };
@@ -629,6 +631,7 @@ impl Reporter<'_> {
                 summary.corrupt_inputs += stats.corrupt;
             }
             Event::Filtered => summary.files_filtered += 1,
+            Event::OtherShard => summary.files_other_shard += 1,
             Event::SymlinkSkipped => summary.symlinks_skipped += 1,
         }
         Ok(true)

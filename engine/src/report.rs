@@ -79,6 +79,8 @@ pub struct Summary {
     pub bytes_scanned: u64,
     /// Inputs skipped by include/exclude filters.
     pub files_filtered: u64,
+    /// Files left to other shards (`--shard K/N`).
+    pub files_other_shard: u64,
     /// Symbolic links found while walking and not followed.
     pub symlinks_skipped: u64,
     /// Wall time.
