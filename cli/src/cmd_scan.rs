@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -15,10 +16,12 @@ use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
 use crate::args::{ColorChoice, ConfidenceArg, Format, ScanArgs};
 use crate::rules_load::{engine, rule_set};
 
-/// Forwards findings to the format's sink and prints warnings on standard error.
+/// Forwards findings to the format's sink, prints warnings on standard error, and draws
+/// the progress bar on a terminal.
 struct Reporter<'a> {
     inner: Box<dyn Sink + 'a>,
     quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Sink for Reporter<'_> {
@@ -30,11 +33,30 @@ impl Sink for Reporter<'_> {
     }
     fn warning(&mut self, w: &Warning) -> std::io::Result<()> {
         if !self.quiet {
-            eprintln!("keysweep: warning: {}: {}", w.path, w.message);
+            let line = format!("keysweep: warning: {}: {}", w.path, w.message);
+            match &self.bar {
+                Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
+            }
         }
         Ok(())
     }
+    fn progress(&mut self, s: &Summary) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "{} files, {:.1} MB, {:.1} MB/s, {} finding(s), {} warning(s)",
+                s.files_scanned,
+                s.bytes_scanned as f64 / 1e6,
+                s.megabytes_per_second(),
+                s.findings,
+                s.warning_count()
+            ));
+        }
+    }
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
         self.inner.finish(summary)
     }
 }
@@ -124,6 +146,15 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
     }
     let rules = rule_set(&args.rules)?;
     let engine = engine(rules, args.no_cache)?;
+    // Ctrl-C stops starting new files and reports what was found; a second one exits now.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let on_signal = Arc::clone(&cancel);
+    ctrlc::set_handler(move || {
+        if on_signal.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
     let options = ScanOptions {
         threads: args.threads,
         filters: filters(args)?,
@@ -144,6 +175,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         decode_depth: if args.no_decode { 0 } else { args.max_decode_depth },
         max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
         suppressions: Arc::new(suppressions(args)?),
+        cancel: Arc::clone(&cancel),
     };
     let (out, to_terminal): (Box<dyn Write>, bool) = match &args.output {
         Some(path) => {
@@ -167,9 +199,16 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         Format::Jsonl => Box::new(JsonLinesSink::new(out, args.redact)),
         Format::Sarif => Box::new(SarifSink::new(out, args.redact, engine.rules())),
     };
+    // A progress bar only where a person watches: a terminal on stderr, not `--quiet`.
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
     let mut reporter = Reporter {
         inner,
         quiet: args.quiet,
+        bar,
     };
     let summary = match engine.scan_paths(&paths, &options, &mut reporter) {
         Ok(summary) => summary,
@@ -181,6 +220,10 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
     };
     if !args.quiet {
         eprint!("{}", summary_text(&summary));
+    }
+    if summary.interrupted && cancel.load(Ordering::SeqCst) {
+        eprintln!("keysweep: interrupted: the findings above are those of the files scanned so far");
+        return Ok(130);
     }
     if summary.files_scanned == 0 && summary.warning_count() > 0 {
         eprintln!("keysweep: error: nothing could be scanned");

@@ -612,3 +612,48 @@ fn shards_split_the_files_and_merge_into_the_unsharded_result() {
     bad.args(["scan", "--shard", "4/3"]).arg(&tree);
     assert_eq!(run(bad).status.code(), Some(2));
 }
+
+#[test]
+fn ctrl_c_stops_the_scan_and_keeps_what_was_found() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    // Enough text that one thread is still scanning when the first finding arrives.
+    let filler = "x = compute(a, b)  # nothing secret on this line at all\n".repeat(2000);
+    let count = 1500;
+    for i in 0..count {
+        write(
+            dir.path(),
+            &format!("m{i:04}.py"),
+            &format!("{filler}GITHUB_TOKEN = \"{}\"\n", s.github_classic("ghp_")),
+        );
+    }
+    let mut cmd = keysweep();
+    cmd.args(["scan", "-j", "1", "-f", "jsonl"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a first finding").expect("read");
+    // SAFETY: sending SIGINT to the child we spawned.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let rest: Vec<String> = lines.map(|l| l.expect("read")).collect();
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "no progress bar when piped: {stderr:?}"
+    );
+    // Every line written is a whole finding, and the scan stopped early.
+    for line in std::iter::once(&first).chain(&rest) {
+        serde_json::from_str::<serde_json::Value>(line).expect("a whole JSON line");
+    }
+    assert!(
+        rest.len() + 1 < count,
+        "{} findings: the scan did not stop",
+        rest.len() + 1
+    );
+}

@@ -43,6 +43,9 @@ pub struct ScanOptions {
     pub max_findings_per_file_and_rule: Option<u64>,
     /// Allowlist and baseline; inline `keysweep:allow` comments always apply.
     pub suppressions: Arc<Suppressions>,
+    /// Set (from a signal handler, say) to stop: no new file is started, and what was found
+    /// is still reported.
+    pub cancel: Arc<AtomicBool>,
 }
 
 impl Default for ScanOptions {
@@ -56,6 +59,7 @@ impl Default for ScanOptions {
             decode_depth: crate::views::DEFAULT_DEPTH,
             max_findings_per_file_and_rule: Some(1000),
             suppressions: Arc::default(),
+            cancel: Arc::default(),
         }
     }
 }
@@ -455,7 +459,7 @@ pub(crate) fn run(
         options.threads
     };
     let validators = (threads / 2).max(1);
-    let stop = AtomicBool::new(false);
+    let stop = &*options.cancel;
     let (job_tx, job_rx) = bounded::<FileJob>(4096);
     let (batch_tx, batch_rx) = bounded::<CandidateBatch>(32);
     let (event_tx, event_rx) = bounded::<Event>(4096);
@@ -476,7 +480,7 @@ pub(crate) fn run(
     let mut sink_error = None;
     std::thread::scope(|scope| {
         let events = event_tx.clone();
-        let stop_ref = &stop;
+        let stop_ref = stop;
         scope.spawn(move || {
             for input in inputs {
                 let mut emit = |item: Enumerated| {
@@ -536,6 +540,7 @@ pub(crate) fn run(
             per_place: HashMap::new(),
         };
         let mut stopped = false;
+        let mut last_progress = Instant::now();
         if let Err(e) = sink.begin() {
             sink_error = Some(e);
             stopped = true;
@@ -546,7 +551,13 @@ pub(crate) fn run(
                 stop.store(true, Ordering::Relaxed);
                 continue;
             }
-            match reporter.reduce(event, sink) {
+            let reduced = reporter.reduce(event, sink);
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                reporter.summary.elapsed = started.elapsed();
+                sink.progress(reporter.summary);
+            }
+            match reduced {
                 Ok(true) => {}
                 Ok(false) => stopped = true,
                 Err(e) => {
@@ -557,12 +568,16 @@ pub(crate) fn run(
         }
     });
     summary.elapsed = started.elapsed();
+    summary.interrupted = stop.load(Ordering::Relaxed) && sink_error.is_none();
     if let Some(e) = sink_error {
         return Err(Error::Sink(e));
     }
     sink.finish(&summary).map_err(Error::Sink)?;
     Ok(summary)
 }
+
+/// How often the sink hears the counters while a scan runs.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The reporting end of the pipeline: confidence filter, per-file cap, counters.
 struct Reporter<'a> {

@@ -104,6 +104,9 @@ pub struct Summary {
     pub budget_hits: u64,
     /// Corrupt or truncated archives and members.
     pub corrupt_inputs: u64,
+    /// The scan was cancelled (Ctrl-C) before every input was scanned; what was found is
+    /// reported.
+    pub interrupted: bool,
     /// Findings reported, per rule id.
     pub findings_per_rule: BTreeMap<String, u64>,
     /// Warnings, per kind.
@@ -143,6 +146,8 @@ pub trait Sink {
     fn warning(&mut self, _warning: &Warning) -> io::Result<()> {
         Ok(())
     }
+    /// The counters so far, about ten times a second while the scan runs (a progress bar).
+    fn progress(&mut self, _summary: &Summary) {}
     /// After the last finding.
     fn finish(&mut self, _summary: &Summary) -> io::Result<()> {
         Ok(())
