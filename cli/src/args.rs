@@ -21,6 +21,8 @@ Examples:
   keysweep scan -f jsonl -o out.jsonl src/     machine-readable findings
   keysweep scan -f sarif --redact . > k.sarif  for code scanning, secrets hashed
   find /srv -name '*.cfg' | keysweep scan -    scan a list of paths
+  keysweep scan --datastore m.db /mirror       resumable, incremental, each blob once
+  keysweep report m.db --package NAME          what the datastore holds for one project
   keysweep rules list                          the rules, their ids and confidence
   keysweep rules check --rules my-rules/       verify your own rules
 
@@ -41,15 +43,51 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Merge JSON Lines reports (the shards of one scan) into one, each finding once.
+    /// Print the findings recorded in a datastore, without scanning.
+    Report(Box<ReportArgs>),
+    /// Merge the shards of one scan: JSON Lines reports into one report (each finding once),
+    /// or datastores into one datastore (`-o` names it; it may exist).
     Merge {
-        /// Reports written by `scan -f jsonl` (or `-f json`).
+        /// Reports written by `scan -f jsonl` (or `-f json`), or datastores.
         #[arg(required = true)]
         reports: Vec<PathBuf>,
-        /// Write the merged report to a file instead of standard output.
+        /// Write the merged report (or datastore) here; reports go to standard output without it.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The datastore written by `scan --datastore`.
+    #[arg(value_name = "DATASTORE")]
+    pub datastore: PathBuf,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value = "pretty")]
+    pub format: Format,
+    /// Write to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only findings of this rule id (repeatable).
+    #[arg(long = "rule", value_name = "RULE")]
+    pub rule: Vec<String>,
+    /// Only findings in releases of this project (wheels, sdists, eggs by file name).
+    #[arg(long, value_name = "NAME")]
+    pub package: Option<String>,
+    /// Report findings at this confidence or above.
+    #[arg(long, value_enum, default_value = "medium")]
+    pub confidence: ConfidenceArg,
+    /// Replace secrets by their hash and mask them in snippets.
+    #[arg(long)]
+    pub redact: bool,
+    /// Print the datastore's totals and runs (JSON) instead of findings.
+    #[arg(long)]
+    pub stats: bool,
+    /// Colour.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    #[command(flatten)]
+    pub rules: RulesArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -162,6 +200,12 @@ pub struct ScanArgs {
     /// Report findings at this confidence or above.
     #[arg(long, value_enum, default_value = "medium", help_heading = "Rules")]
     pub confidence: ConfidenceArg,
+
+    /// Record the scan in this SQLite datastore (created if missing). A rerun skips inputs
+    /// unchanged since (size and mtime), resumes a killed run, and scans each distinct file
+    /// or archive member once; `keysweep report` prints what it holds.
+    #[arg(long, value_name = "PATH", help_heading = "Datastore")]
+    pub datastore: Option<PathBuf>,
 
     /// Do not report what this allowlist names (TOML: fingerprints, regexes on the secret,
     /// path globs); may be repeated.

@@ -20,10 +20,55 @@ fn findings(path: &Path) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// Whether `path` is a SQLite database (a datastore) rather than a report.
+fn is_datastore(path: &Path) -> bool {
+    let mut magic = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| &magic == b"SQLite format 3\0")
+}
+
+/// Merges datastores into `output` (created if missing): inputs, blobs, findings and runs,
+/// each blob's findings once.
+fn merge_datastores(stores: &[std::path::PathBuf], output: &Path) -> Result<i32> {
+    let target =
+        keysweep::datastore::Datastore::open(output).with_context(|| format!("opening {}", output.display()))?;
+    for store in stores {
+        anyhow::ensure!(
+            std::fs::canonicalize(store).ok() != std::fs::canonicalize(output).ok(),
+            "{} is the output itself",
+            store.display()
+        );
+        target
+            .absorb(store)
+            .with_context(|| format!("merging {}", store.display()))?;
+    }
+    let totals = target.totals()?;
+    eprintln!(
+        "keysweep: merged {} datastores into {}: {} inputs, {} blobs, {} stored findings",
+        stores.len(),
+        output.display(),
+        totals.inputs,
+        totals.blobs,
+        totals.stored_findings
+    );
+    Ok(0)
+}
+
 /// Writes the merged report: findings ordered by place, each fingerprint once (the
 /// fingerprint names rule, secret, path chain, decoders and offset: the same finding in two
 /// reports is one finding).
 pub fn run(reports: &[std::path::PathBuf], output: Option<&Path>) -> Result<i32> {
+    let stores = reports.iter().filter(|r| is_datastore(r)).count();
+    if stores > 0 {
+        if stores < reports.len() {
+            bail!("merge either reports or datastores, not both");
+        }
+        let Some(output) = output else {
+            bail!("merging datastores needs -o OUTPUT (the datastore to merge into)");
+        };
+        return merge_datastores(reports, output);
+    }
     let mut merged: BTreeMap<(String, u64, String), Value> = BTreeMap::new();
     let mut read = 0usize;
     for report in reports {

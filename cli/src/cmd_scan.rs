@@ -1,6 +1,6 @@
 //! `keysweep scan`: wires arguments to the engine and a sink, prints the summary.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,12 +8,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use keysweep::enumerate::Filters;
 use keysweep::load::LoadPolicy;
-use keysweep::sink::{JsonLinesSink, JsonSink, PrettySink, SarifSink};
 use keysweep::suppress::Suppressions;
 use keysweep::unpack::Budget;
 use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
 
-use crate::args::{ColorChoice, ConfidenceArg, Format, ScanArgs};
+use crate::args::{ConfidenceArg, ScanArgs};
 use crate::rules_load::{engine, rule_set};
 
 /// Forwards findings to the format's sink, prints warnings on standard error, and draws
@@ -42,16 +41,35 @@ impl Sink for Reporter<'_> {
         Ok(())
     }
     fn progress(&mut self, s: &Summary) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!(
-                "{} files, {:.1} MB, {:.1} MB/s, {} finding(s), {} warning(s)",
-                s.files_scanned,
-                s.bytes_scanned as f64 / 1e6,
-                s.megabytes_per_second(),
-                s.findings,
-                s.warning_count()
-            ));
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        let mut message = format!(
+            "{} files, {:.1} MB/s, {} finding(s), {} warning(s)",
+            s.files_scanned,
+            s.megabytes_per_second(),
+            s.findings,
+            s.warning_count()
+        );
+        if s.files_unchanged > 0 || s.blobs_reused > 0 {
+            message.push_str(&format!(", {} unchanged, {} reused", s.files_unchanged, s.blobs_reused));
         }
+        // Once the counting walk is over, the bar knows its length and shows an ETA.
+        if s.listing_done && s.bytes_listed > 0 {
+            if bar.length().is_none() {
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:30} {binary_bytes}/{binary_total_bytes} ETA {eta} · {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar.set_length(s.bytes_listed);
+            }
+            bar.set_position((s.bytes_scanned + s.bytes_unchanged).min(s.bytes_listed));
+        } else if s.files_listed > 0 {
+            message.push_str(&format!(" · listing: {} files so far", s.files_listed));
+        }
+        bar.set_message(message);
     }
     fn finish(&mut self, summary: &Summary) -> std::io::Result<()> {
         if let Some(bar) = self.bar.take() {
@@ -176,31 +194,28 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
         suppressions: Arc::new(suppressions(args)?),
         cancel: Arc::clone(&cancel),
+        count_ahead: false,
+        datastore: args
+            .datastore
+            .as_deref()
+            .map(keysweep::datastore::Datastore::open)
+            .transpose()
+            .context("opening --datastore")?,
     };
-    let (out, to_terminal): (Box<dyn Write>, bool) = match &args.output {
-        Some(path) => {
-            let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            (Box::new(std::io::BufWriter::new(f)), false)
-        }
-        None => {
-            let stdout = std::io::stdout();
-            let tty = stdout.is_terminal();
-            (Box::new(std::io::BufWriter::new(stdout.lock())), tty)
-        }
-    };
-    let color = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => to_terminal && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let inner: Box<dyn Sink> = match args.format {
-        Format::Pretty => Box::new(PrettySink::new(out, args.redact, color)),
-        Format::Json => Box::new(JsonSink::new(out, args.redact)),
-        Format::Jsonl => Box::new(JsonLinesSink::new(out, args.redact)),
-        Format::Sarif => Box::new(SarifSink::new(out, args.redact, engine.rules())),
-    };
+    let inner = crate::output::sink(
+        args.format,
+        args.output.as_deref(),
+        args.redact,
+        args.color,
+        engine.rules(),
+    )?;
     // A progress bar only where a person watches: a terminal on stderr, not `--quiet`.
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+    let show_bar = !args.quiet && std::io::stderr().is_terminal();
+    let options = ScanOptions {
+        count_ahead: show_bar,
+        ..options
+    };
+    let bar = show_bar.then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
@@ -271,6 +286,16 @@ fn summary_text(s: &Summary) -> String {
         text.push_str(&format!(
             "  skipped: {} filtered, {} symbolic links not followed\n",
             s.files_filtered, s.symlinks_skipped
+        ));
+    }
+    if s.files_unchanged > 0 || s.blobs_scanned > 0 || s.blobs_reused > 0 {
+        text.push_str(&format!(
+            "  datastore: {} files unchanged ({:.1} MB not read), {} blobs scanned, {} reused ({:.1} MB not scanned again)\n",
+            s.files_unchanged,
+            s.bytes_unchanged as f64 / 1e6,
+            s.blobs_scanned,
+            s.blobs_reused,
+            s.bytes_reused as f64 / 1e6
         ));
     }
     if s.files_other_shard > 0 {

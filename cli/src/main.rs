@@ -2,8 +2,10 @@
 
 mod args;
 mod cmd_merge;
+mod cmd_report;
 mod cmd_rules;
 mod cmd_scan;
+mod output;
 mod rules_load;
 
 use clap::Parser;
@@ -25,6 +27,7 @@ fn main() {
             RulesCommand::List { rules, json, markdown } => cmd_rules::list(rules, *json, *markdown),
             RulesCommand::Check { rules } => cmd_rules::check(rules),
         },
+        Command::Report(args) => cmd_report::run(args),
         Command::Merge { reports, output } => cmd_merge::run(reports, output.as_deref()),
     };
     let code = match result {

@@ -1,6 +1,7 @@
 //! Integration tests: the `keysweep` binary on fixtures built inside each test.
 
 mod archives;
+mod datastore;
 mod findings;
 mod suppression;
 mod util;

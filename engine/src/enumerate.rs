@@ -16,6 +16,8 @@ pub struct FileJob {
     pub path: PathBuf,
     /// Its size when listed.
     pub size: u64,
+    /// Its modification time when listed, in nanoseconds since the epoch.
+    pub mtime_ns: Option<i64>,
 }
 
 /// What enumeration produces, in order.
@@ -225,6 +227,12 @@ pub fn walk(input: &Path, filters: &Filters, emit: &mut dyn FnMut(Enumerated) ->
     }
 }
 
+/// A file's modification time in nanoseconds since the epoch.
+pub fn mtime_ns(meta: &std::fs::Metadata) -> Option<i64> {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime().checked_mul(1_000_000_000)?.checked_add(meta.mtime_nsec())
+}
+
 fn file_job(path: &Path, meta: &std::fs::Metadata, filters: &Filters) -> Enumerated {
     let ft = meta.file_type();
     if !ft.is_file() {
@@ -246,5 +254,6 @@ fn file_job(path: &Path, meta: &std::fs::Metadata, filters: &Filters) -> Enumera
     Enumerated::File(FileJob {
         path: path.to_owned(),
         size: meta.len(),
+        mtime_ns: mtime_ns(meta),
     })
 }

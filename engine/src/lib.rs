@@ -20,6 +20,8 @@
 pub mod allowlist;
 pub mod checks;
 pub mod context;
+pub mod datastore;
+mod dedup;
 pub mod enumerate;
 pub mod finding;
 pub mod load;
@@ -56,6 +58,9 @@ pub enum Error {
     /// A file could not be read back.
     #[error("reading input: {0}")]
     Read(std::io::Error),
+    /// The datastore failed.
+    #[error(transparent)]
+    Datastore(#[from] datastore::DatastoreError),
     /// The sink failed to write.
     #[error("writing results: {0}")]
     Sink(std::io::Error),

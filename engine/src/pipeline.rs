@@ -11,6 +11,9 @@ use std::time::Instant;
 
 use crossbeam::channel::{bounded, Receiver, Sender};
 
+use crate::datastore::writer::{Claims, Record};
+use crate::datastore::{BlobKey, Datastore, Lookup, Profile, RunCounters};
+use crate::dedup::{BlobEvent, Chain, Decision, Ledger, Tracker};
 use crate::enumerate::{io_warning, walk, warning, Enumerated, FileJob, Filters};
 use crate::finding::Finding;
 use crate::load::{open, LoadPolicy, Loaded};
@@ -46,6 +49,12 @@ pub struct ScanOptions {
     /// Set (from a signal handler, say) to stop: no new file is started, and what was found
     /// is still reported.
     pub cancel: Arc<AtomicBool>,
+    /// Walk the inputs a second time, ahead of the scan, only to count files and bytes: the
+    /// totals a progress bar needs for its ETA (the scan's own walk waits on the workers).
+    pub count_ahead: bool,
+    /// Record the scan here, skip inputs unchanged since an earlier run, and scan each
+    /// distinct blob once (see [`crate::datastore`]).
+    pub datastore: Option<Datastore>,
 }
 
 impl Default for ScanOptions {
@@ -60,14 +69,24 @@ impl Default for ScanOptions {
             max_findings_per_file_and_rule: Some(1000),
             suppressions: Arc::default(),
             cancel: Arc::default(),
+            count_ahead: false,
+            datastore: None,
         }
     }
 }
 
 enum Event {
-    Findings(Vec<Finding>),
+    /// A batch confirmed; with a datastore, every batch reports (its chain waits for it).
+    Findings(Vec<Finding>, Option<Chain>),
+    Blob(BlobEvent),
+    /// An input unchanged since an earlier run: not read.
+    Unchanged {
+        bytes: u64,
+    },
     Warning(Warning),
-    Scanned { bytes: u64 },
+    Scanned {
+        bytes: u64,
+    },
     Unpacked(UnpackStats),
     Filtered,
     OtherShard,
@@ -272,21 +291,40 @@ fn take_ready(pending: &mut Vec<(u32, u64)>, held_end: u64, size: &dyn Fn(u32) -
     ready
 }
 
-/// What a worker hands the unpacker: scanning of members, and warnings.
+/// What a worker hands the unpacker: scanning of members, dedup, and warnings.
 struct MemberScanner<'a> {
     scanner: &'a mut Scanner,
     events: &'a Sender<Event>,
-    batches: &'a Sender<CandidateBatch>,
+    batches: &'a Sender<Batch>,
+    tracker: Option<&'a mut Tracker>,
 }
 
-/// Sends a blob's windows to the validators, batch by batch, under its provenance.
-fn emitter<'a>(batches: &'a Sender<CandidateBatch>, provenance: &Provenance) -> impl FnMut(Vec<ShippedWindow>) + 'a {
+/// A batch of candidates and the blobs it lies in (with a datastore).
+type Batch = (CandidateBatch, Option<Chain>);
+
+/// Sends a blob's windows to the validators, batch by batch, under its provenance; each
+/// batch counts as one unit for the blobs the tracker has open.
+fn emitter<'a>(
+    batches: &'a Sender<Batch>,
+    provenance: &Provenance,
+    mut tracker: Option<&'a mut Tracker>,
+) -> impl FnMut(Vec<ShippedWindow>) + 'a {
     let provenance = Arc::new(provenance.clone());
     move |windows| {
-        let _ = batches.send(CandidateBatch {
+        let chain = tracker.as_mut().and_then(|t| t.unit());
+        let batch = CandidateBatch {
             provenance: Arc::clone(&provenance),
             windows,
-        });
+        };
+        let _ = batches.send((batch, chain));
+    }
+}
+
+impl MemberScanner<'_> {
+    /// Scans `reader` as a stream (memory stays at a chunk), shipping as it goes.
+    fn stream_with(&mut self, provenance: &Provenance, reader: &mut dyn Read, chunk: usize) -> Result<u64, Error> {
+        let mut emit = emitter(self.batches, provenance, self.tracker.as_deref_mut());
+        scan_reader(self.scanner, reader, chunk, &mut emit)
     }
 }
 
@@ -294,25 +332,27 @@ impl Visitor for MemberScanner<'_> {
     fn blob(&mut self, provenance: &Provenance, data: &[u8]) {
         match self.scanner.scan(data) {
             Ok(windows) if windows.is_empty() => {}
-            Ok(windows) => ship(data, Base::START, windows, &mut emitter(self.batches, provenance)),
+            Ok(windows) => ship(
+                data,
+                Base::START,
+                windows,
+                &mut emitter(self.batches, provenance, self.tracker.as_deref_mut()),
+            ),
             Err(e) => self.warn(provenance, WarningKind::Unreadable, e.to_string()),
         }
     }
 
     fn stream(&mut self, provenance: &Provenance, reader: &mut dyn Read) -> std::io::Result<u64> {
-        scan_reader(
-            self.scanner,
-            reader,
-            MEMBER_CHUNK,
-            &mut emitter(self.batches, provenance),
-        )
-        .map_err(|e| match e {
+        self.stream_with(provenance, reader, MEMBER_CHUNK).map_err(|e| match e {
             Error::Read(io) => io,
             other => std::io::Error::other(other.to_string()),
         })
     }
 
     fn warn(&mut self, provenance: &Provenance, kind: WarningKind, message: String) {
+        if let Some(t) = self.tracker.as_deref_mut() {
+            t.warned();
+        }
         let mut path = provenance.path.clone();
         for m in &provenance.members {
             path.push('!');
@@ -320,31 +360,110 @@ impl Visitor for MemberScanner<'_> {
         }
         let _ = self.events.send(Event::Warning(Warning { kind, path, message }));
     }
+
+    fn enter(&mut self, provenance: &Provenance, data: &[u8]) -> bool {
+        let Some(tracker) = self.tracker.as_deref_mut() else {
+            return true;
+        };
+        let key = BlobKey::of(data);
+        match tracker.enter(&provenance.path, &provenance.members, key, data.len() as u64, true) {
+            Decision::Scan => true,
+            Decision::Skip(link) => {
+                let _ = self.events.send(Event::Blob(link));
+                false
+            }
+        }
+    }
+
+    fn leave(&mut self, _provenance: &Provenance) {
+        if let Some(done) = self.tracker.as_deref_mut().and_then(Tracker::leave) {
+            let _ = self.events.send(Event::Blob(done));
+        }
+    }
 }
 
-/// One scan worker: its scanner (with its scratch) and its reused read buffer.
+/// One scan worker: its scanner (with its scratch), its reused read buffer, and its dedup
+/// tracker (with a datastore).
 struct Worker {
     scanner: Scanner,
     buf: Vec<u8>,
     load: LoadPolicy,
     archives: Option<Budget>,
     decode_depth: u32,
+    tracker: Option<Tracker>,
 }
 
 impl Worker {
-    fn scan_job(&mut self, job: &FileJob, events: &Sender<Event>, batches: &Sender<CandidateBatch>) {
+    fn scan_job(&mut self, job: &FileJob, events: &Sender<Event>, batches: &Sender<Batch>) {
         let warn = |w: Warning| {
             let _ = events.send(Event::Warning(w));
         };
+        let display = crate::enumerate::display(&job.path);
+        if let Some(tracker) = &self.tracker {
+            if tracker.unchanged(&display, job.size, job.mtime_ns) {
+                let _ = events.send(Event::Unchanged { bytes: job.size });
+                return;
+            }
+        }
         let (loaded, listed_len) = match open(&job.path, &self.load, &mut self.buf) {
             Ok(x) => x,
             Err(e) => return warn(io_warning(&job.path, &e)),
         };
-        let provenance = Provenance::file(crate::enumerate::display(&job.path));
+        let provenance = Provenance::file(display.clone());
+        // The file itself is a blob: by its bytes when they are at hand, else by its place.
+        let (key, by_content) = match &loaded {
+            Loaded::Buffered => (BlobKey::of(&self.buf), true),
+            Loaded::Mapped(map) => (BlobKey::of(map), true),
+            Loaded::Streamed(_) => (BlobKey::of_place(&display, listed_len, job.mtime_ns), false),
+        };
+        let size = match &loaded {
+            Loaded::Buffered => self.buf.len() as u64,
+            Loaded::Mapped(map) => map.len() as u64,
+            Loaded::Streamed(_) => listed_len,
+        };
+        if let Some(tracker) = self.tracker.as_mut() {
+            let input = BlobEvent::Input {
+                path: display.clone(),
+                size: listed_len,
+                mtime_ns: job.mtime_ns,
+                key,
+            };
+            match tracker.enter(&display, &[], key, size, by_content) {
+                Decision::Scan => {
+                    self.scan_loaded(job, loaded, listed_len, &provenance, events, batches);
+                    if let Some(done) = tracker_leave(&mut self.tracker) {
+                        let _ = events.send(Event::Blob(done));
+                    }
+                }
+                Decision::Skip(link) => {
+                    let _ = events.send(Event::Blob(link));
+                    let _ = tracker_leave(&mut self.tracker);
+                    let _ = events.send(Event::Scanned { bytes: size });
+                }
+            }
+            let _ = events.send(Event::Blob(input));
+        } else {
+            self.scan_loaded(job, loaded, listed_len, &provenance, events, batches);
+        }
+    }
+
+    fn scan_loaded(
+        &mut self,
+        job: &FileJob,
+        loaded: Loaded,
+        listed_len: u64,
+        provenance: &Provenance,
+        events: &Sender<Event>,
+        batches: &Sender<Batch>,
+    ) {
+        let warn = |w: Warning| {
+            let _ = events.send(Event::Warning(w));
+        };
         let mut members = MemberScanner {
             scanner: &mut self.scanner,
             events,
             batches,
+            tracker: self.tracker.as_mut(),
         };
         let mut stats = UnpackStats::default();
         let decode_depth = self.decode_depth;
@@ -355,7 +474,7 @@ impl Worker {
         });
         let mut unpack = |data: &[u8], members: &mut MemberScanner<'_>| {
             let mut unpacker = Unpacker::new(budget, decode_depth, data.len() as u64, members);
-            unpacker.blob(data, &provenance, 0);
+            unpacker.blob(data, provenance, 0);
             stats = unpacker.stats;
         };
         let result: Result<u64, Error> = match loaded {
@@ -386,13 +505,7 @@ impl Worker {
                             &job.path,
                             "a zip over the mapping size with --no-mmap: not opened, scanned as raw bytes",
                         ));
-                        let mut emit = emitter(batches, &provenance);
-                        scan_reader(
-                            members.scanner,
-                            &mut BufReader::new(&mut file),
-                            self.load.chunk,
-                            &mut emit,
-                        )
+                        members.stream_with(provenance, &mut BufReader::new(&mut file), self.load.chunk)
                     }
                     (Some(_), Format::Zip) => {
                         // Zip needs random access: map it, however large.
@@ -407,18 +520,12 @@ impl Worker {
                     }
                     (Some(budget), f) if f != Format::Plain => {
                         let mut unpacker = Unpacker::new(budget, self.decode_depth, listed_len, &mut members);
-                        unpacker.top_reader(f, Box::new(BufReader::new(&mut file)), listed_len, &provenance);
+                        unpacker.top_reader(f, Box::new(BufReader::new(&mut file)), listed_len, provenance);
                         stats = unpacker.stats;
                         Ok(listed_len)
                     }
                     _ => {
-                        let mut emit = emitter(batches, &provenance);
-                        let outcome = scan_reader(
-                            members.scanner,
-                            &mut BufReader::new(&mut file),
-                            self.load.chunk,
-                            &mut emit,
-                        );
+                        let outcome = members.stream_with(provenance, &mut BufReader::new(&mut file), self.load.chunk);
                         if let Err(Error::Read(e)) = &outcome {
                             warn(warning(
                                 WarningKind::Unreadable,
@@ -436,13 +543,22 @@ impl Worker {
         match result {
             Ok(bytes) => {
                 let _ = events.send(Event::Scanned { bytes });
-                if stats.archives > 0 || stats.budget_hits > 0 || stats.corrupt > 0 {
+                if stats.archives > 0 || stats.budget_hits > 0 || stats.corrupt > 0 || stats.members_reused > 0 {
                     let _ = events.send(Event::Unpacked(stats));
                 }
             }
-            Err(e) => warn(warning(WarningKind::Unreadable, &job.path, e.to_string())),
+            Err(e) => {
+                if let Some(t) = members.tracker.as_deref_mut() {
+                    t.warned();
+                }
+                warn(warning(WarningKind::Unreadable, &job.path, e.to_string()))
+            }
         }
     }
+}
+
+fn tracker_leave(tracker: &mut Option<Tracker>) -> Option<BlobEvent> {
+    tracker.as_mut().and_then(Tracker::leave)
 }
 
 /// Runs a whole scan of `inputs` into `sink`.
@@ -461,24 +577,73 @@ pub(crate) fn run(
     let validators = (threads / 2).max(1);
     let stop = &*options.cancel;
     let (job_tx, job_rx) = bounded::<FileJob>(4096);
-    let (batch_tx, batch_rx) = bounded::<CandidateBatch>(32);
+    let (batch_tx, batch_rx) = bounded::<Batch>(32);
     let (event_tx, event_rx) = bounded::<Event>(4096);
+
+    // With a datastore: this scan's profile and run, the claims its workers share, the
+    // writer's channel.
+    let claims = Arc::new(Claims::default());
+    let (record_tx, record_rx) = bounded::<Record>(4096);
+    let store = match &options.datastore {
+        Some(store) => {
+            let profile = Profile::new(&engine.rules, options.decode_depth, options.archives.as_ref());
+            let profile_id = store.profile_id(&profile)?;
+            let run_id = store.start_run(profile_id)?;
+            Some((store, profile_id, run_id))
+        }
+        None => None,
+    };
 
     // Scratch is allocated up front so a failure is an error, not a silent thread exit.
     let mut workers = Vec::with_capacity(threads);
     for _ in 0..threads {
+        let tracker = match store {
+            Some((store, profile, _)) => Some(Tracker::new(Lookup::new(store, profile)?, Arc::clone(&claims))),
+            None => None,
+        };
         workers.push(Worker {
             scanner: Scanner::new(Arc::clone(&engine.db))?,
             buf: Vec::new(),
             load: options.load,
             archives: options.archives,
             decode_depth: options.decode_depth,
+            tracker,
         });
     }
+    let mut ledger = store.map(|_| {
+        Ledger::new(
+            Arc::clone(&claims),
+            record_tx.clone(),
+            options.max_findings_per_file_and_rule.unwrap_or(u64::MAX),
+        )
+    });
 
     let mut summary = Summary::default();
     let mut sink_error = None;
+    let mut store_error = None;
+    let listed = Listed::default();
     std::thread::scope(|scope| {
+        if options.count_ahead {
+            let listed = &listed;
+            scope.spawn(move || {
+                for input in inputs {
+                    walk(input, &options.filters, &mut |item| {
+                        if let Enumerated::File(job) = item {
+                            listed.files.fetch_add(1, Ordering::Relaxed);
+                            listed.bytes.fetch_add(job.size, Ordering::Relaxed);
+                        }
+                        !stop.load(Ordering::Relaxed)
+                    });
+                }
+                listed.done.store(true, Ordering::Relaxed);
+            });
+        }
+        let writer = store.map(|(store, profile, run)| {
+            let records = record_rx.clone();
+            let claims = &*claims;
+            scope.spawn(move || crate::datastore::writer::run(store, profile, run, records, claims))
+        });
+        drop(record_rx);
         let events = event_tx.clone();
         let stop_ref = stop;
         scope.spawn(move || {
@@ -520,9 +685,12 @@ pub(crate) fn run(
             let events = event_tx.clone();
             let validator = Validator::new(Arc::clone(&engine.rules));
             scope.spawn(move || {
-                for batch in batches {
+                for (batch, chain) in batches {
                     let findings = validator.confirm(&batch);
-                    if !findings.is_empty() && events.send(Event::Findings(findings)).is_err() {
+                    // A batch inside tracked blobs reports even when empty: they wait for it.
+                    if (!findings.is_empty() || chain.is_some())
+                        && events.send(Event::Findings(findings, chain)).is_err()
+                    {
                         break;
                     }
                 }
@@ -538,6 +706,7 @@ pub(crate) fn run(
             cap: options.max_findings_per_file_and_rule.unwrap_or(u64::MAX),
             summary: &mut summary,
             per_place: HashMap::new(),
+            ledger: ledger.as_mut(),
         };
         let mut stopped = false;
         let mut last_progress = Instant::now();
@@ -555,6 +724,12 @@ pub(crate) fn run(
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
                 reporter.summary.elapsed = started.elapsed();
+                if options.count_ahead {
+                    let s = &mut *reporter.summary;
+                    s.files_listed = listed.files.load(Ordering::Relaxed);
+                    s.bytes_listed = listed.bytes.load(Ordering::Relaxed);
+                    s.listing_done = listed.done.load(Ordering::Relaxed);
+                }
                 sink.progress(reporter.summary);
             }
             match reduced {
@@ -566,7 +741,39 @@ pub(crate) fn run(
                 }
             }
         }
+        if !stopped {
+            if let Err(e) = reporter.finish_ledger(sink) {
+                sink_error = Some(e);
+            }
+        }
+        let interrupted = stop.load(Ordering::Relaxed);
+        if let Some(ledger) = &reporter.ledger {
+            let s = &*reporter.summary;
+            let counters = RunCounters {
+                files_scanned: s.files_scanned,
+                files_unchanged: s.files_unchanged,
+                blobs_scanned: ledger.counters.blobs_scanned,
+                blobs_reused: ledger.counters.blobs_reused,
+                bytes_reused: ledger.counters.bytes_reused,
+                bytes_scanned: s.bytes_scanned,
+                findings: s.findings,
+            };
+            let _ = record_tx.send(Record::Finish { counters, interrupted });
+        }
+        drop(reporter);
+        drop(ledger);
+        drop(record_tx);
+        if let Some(writer) = writer {
+            match writer.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => store_error = Some(e),
+                Err(_) => store_error = None,
+            }
+        }
     });
+    if let Some(e) = store_error {
+        return Err(e.into());
+    }
     summary.elapsed = started.elapsed();
     summary.interrupted = stop.load(Ordering::Relaxed) && sink_error.is_none();
     if let Some(e) = sink_error {
@@ -576,59 +783,123 @@ pub(crate) fn run(
     Ok(summary)
 }
 
+/// What the counting walk has listed so far.
+#[derive(Default)]
+struct Listed {
+    files: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    done: AtomicBool,
+}
+
 /// How often the sink hears the counters while a scan runs.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The reporting end of the pipeline: confidence filter, per-file cap, counters.
+/// The reporting end of the pipeline: confidence filter, per-file cap, counters, and (with a
+/// datastore) the dedup ledger.
 struct Reporter<'a> {
     min: Confidence,
     suppressions: &'a Suppressions,
     cap: u64,
     summary: &'a mut Summary,
     per_place: HashMap<(String, String), u64>,
+    ledger: Option<&'a mut Ledger>,
 }
 
 impl Reporter<'_> {
-    fn reduce(&mut self, event: Event, sink: &mut dyn Sink) -> std::io::Result<bool> {
+    /// Findings of one place (a batch, or a linked blob) through the filters to the sink.
+    fn report(&mut self, findings: &[Finding], sink: &mut dyn Sink) -> std::io::Result<bool> {
         let summary = &mut *self.summary;
+        for f in findings {
+            if f.confidence < self.min {
+                summary.findings_below_threshold += 1;
+                continue;
+            }
+            if let Some(reason) = self.suppressions.reason(f) {
+                *summary.findings_suppressed.entry(reason.as_str()).or_default() += 1;
+                continue;
+            }
+            let count = self
+                .per_place
+                .entry((f.location.display_path(), f.rule.id.clone()))
+                .or_default();
+            *count += 1;
+            if *count > self.cap {
+                summary.findings_over_cap += 1;
+                if *count == self.cap + 1 {
+                    let w = Warning {
+                        kind: WarningKind::FindingsCapped,
+                        path: f.location.display_path(),
+                        message: format!(
+                            "more than {} findings of {}: the rest are counted, not reported",
+                            self.cap, f.rule.id
+                        ),
+                    };
+                    *summary.warnings.entry(w.kind.as_str()).or_default() += 1;
+                    sink.warning(&w)?;
+                }
+                continue;
+            }
+            summary.findings += 1;
+            *summary.findings_per_rule.entry(f.rule.id.clone()).or_default() += 1;
+            if !sink.finding(f)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Places linked to blobs that never finished get what was found in them.
+    fn finish_ledger(&mut self, sink: &mut dyn Sink) -> std::io::Result<()> {
+        let mut linked = Vec::new();
+        let Some(ledger) = self.ledger.as_deref_mut() else {
+            return Ok(());
+        };
+        let unfinished = ledger.finish(&mut linked);
+        self.summary.blobs_scanned = ledger.counters.blobs_scanned;
+        self.summary.blobs_reused = ledger.counters.blobs_reused;
+        self.summary.bytes_reused = ledger.counters.bytes_reused;
+        if unfinished > 0 {
+            let w = Warning {
+                kind: WarningKind::Unreadable,
+                path: String::new(),
+                message: format!("{unfinished} blob(s) did not finish scanning: not recorded in the datastore"),
+            };
+            *self.summary.warnings.entry(w.kind.as_str()).or_default() += 1;
+            sink.warning(&w)?;
+        }
+        self.report(&linked, sink).map(|_| ())
+    }
+
+    fn reduce(&mut self, event: Event, sink: &mut dyn Sink) -> std::io::Result<bool> {
         match event {
-            Event::Findings(findings) => {
-                for f in &findings {
-                    if f.confidence < self.min {
-                        summary.findings_below_threshold += 1;
-                        continue;
-                    }
-                    if let Some(reason) = self.suppressions.reason(f) {
-                        *summary.findings_suppressed.entry(reason.as_str()).or_default() += 1;
-                        continue;
-                    }
-                    let count = self
-                        .per_place
-                        .entry((f.location.display_path(), f.rule.id.clone()))
-                        .or_default();
-                    *count += 1;
-                    if *count > self.cap {
-                        summary.findings_over_cap += 1;
-                        if *count == self.cap + 1 {
-                            let w = Warning {
-                                kind: WarningKind::FindingsCapped,
-                                path: f.location.display_path(),
-                                message: format!(
-                                    "more than {} findings of {}: the rest are counted, not reported",
-                                    self.cap, f.rule.id
-                                ),
-                            };
-                            *summary.warnings.entry(w.kind.as_str()).or_default() += 1;
-                            sink.warning(&w)?;
-                        }
-                        continue;
-                    }
-                    summary.findings += 1;
-                    *summary.findings_per_rule.entry(f.rule.id.clone()).or_default() += 1;
-                    if !sink.finding(f)? {
+            Event::Findings(findings, chain) => {
+                if let (Some(chain), Some(ledger)) = (&chain, self.ledger.as_deref_mut()) {
+                    let mut linked = Vec::new();
+                    ledger.confirmed(&findings, chain, &mut linked);
+                    if !self.report(&linked, sink)? {
                         return Ok(false);
                     }
                 }
+                return self.report(&findings, sink);
+            }
+            Event::Blob(event) => {
+                let mut linked = Vec::new();
+                if let Some(ledger) = self.ledger.as_deref_mut() {
+                    ledger.event(event, &mut linked);
+                    self.summary.blobs_scanned = ledger.counters.blobs_scanned;
+                    self.summary.blobs_reused = ledger.counters.blobs_reused;
+                    self.summary.bytes_reused = ledger.counters.bytes_reused;
+                }
+                return self.report(&linked, sink);
+            }
+            _ => {}
+        }
+        let summary = &mut *self.summary;
+        match event {
+            Event::Findings(..) | Event::Blob(_) => {}
+            Event::Unchanged { bytes } => {
+                summary.files_unchanged += 1;
+                summary.bytes_unchanged += bytes;
             }
             Event::Warning(w) => {
                 *summary.warnings.entry(w.kind.as_str()).or_default() += 1;
@@ -644,6 +915,7 @@ impl Reporter<'_> {
                 summary.bytes_unpacked += stats.bytes_unpacked;
                 summary.budget_hits += stats.budget_hits;
                 summary.corrupt_inputs += stats.corrupt;
+                summary.members_reused += stats.members_reused;
             }
             Event::Filtered => summary.files_filtered += 1,
             Event::OtherShard => summary.files_other_shard += 1,

@@ -104,6 +104,24 @@ pub struct Summary {
     pub budget_hits: u64,
     /// Corrupt or truncated archives and members.
     pub corrupt_inputs: u64,
+    /// Inputs not read: unchanged since an earlier run recorded in the datastore.
+    pub files_unchanged: u64,
+    /// Bytes of the unchanged inputs.
+    pub bytes_unchanged: u64,
+    /// Blobs (files and members) scanned and recorded in the datastore.
+    pub blobs_scanned: u64,
+    /// Blobs not scanned: the same bytes were scanned before, in this run or an earlier one.
+    pub blobs_reused: u64,
+    /// Bytes of the reused blobs.
+    pub bytes_reused: u64,
+    /// Archive members among the reused blobs.
+    pub members_reused: u64,
+    /// With [`crate::ScanOptions::count_ahead`]: files listed so far by the counting walk.
+    pub files_listed: u64,
+    /// Bytes of those files.
+    pub bytes_listed: u64,
+    /// The counting walk has listed everything.
+    pub listing_done: bool,
     /// The scan was cancelled (Ctrl-C) before every input was scanned; what was found is
     /// reported.
     pub interrupted: bool,

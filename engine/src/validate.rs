@@ -89,6 +89,14 @@ impl Provenance {
     }
 }
 
+/// The release a place belongs to: the file on disk when its name is a release, else the
+/// outermost member that is one (as [`Provenance::child`] decides while unpacking).
+pub fn package_of(path: &str, members: &[String]) -> Option<Package> {
+    std::iter::once(path)
+        .chain(members.iter().map(String::as_str))
+        .find_map(|p| p.rsplit('/').next().and_then(parse_filename))
+}
+
 /// All candidate windows of one blob.
 #[derive(Debug)]
 pub struct CandidateBatch {

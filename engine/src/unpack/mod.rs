@@ -98,6 +98,8 @@ pub struct UnpackStats {
     pub budget_hits: u64,
     /// Corrupt or truncated containers.
     pub corrupt: u64,
+    /// Members not scanned: the same bytes were scanned before (with a datastore).
+    pub members_reused: u64,
 }
 
 /// Receives what unpacking finds.
@@ -108,6 +110,13 @@ pub trait Visitor {
     fn stream(&mut self, provenance: &Provenance, reader: &mut dyn Read) -> io::Result<u64>;
     /// Something was skipped or only partly read.
     fn warn(&mut self, provenance: &Provenance, kind: WarningKind, message: String);
+    /// Before a member held in memory is opened or scanned: false skips it (its results
+    /// are known from the same bytes elsewhere). Every call is followed by one `leave`.
+    fn enter(&mut self, _provenance: &Provenance, _data: &[u8]) -> bool {
+        true
+    }
+    /// After the member of the matching `enter`.
+    fn leave(&mut self, _provenance: &Provenance) {}
 }
 
 /// Opens containers recursively for one top-level file.
@@ -263,10 +272,24 @@ impl<'v> Unpacker<'v> {
     }
 
     /// A blob in memory at nesting `depth`: opened if it is a container, else visited.
+    /// A member (not the top-level file, not a decoded view) is offered to the visitor's
+    /// `enter` first.
     pub fn blob(&mut self, data: &[u8], provenance: &Provenance, depth: u32) {
         if self.exhausted {
             return;
         }
+        if provenance.members.is_empty() || !provenance.decoders.is_empty() {
+            return self.blob_unchecked(data, provenance, depth);
+        }
+        if self.visitor.enter(provenance, data) {
+            self.blob_unchecked(data, provenance, depth);
+        } else {
+            self.stats.members_reused += 1;
+        }
+        self.visitor.leave(provenance);
+    }
+
+    fn blob_unchecked(&mut self, data: &[u8], provenance: &Provenance, depth: u32) {
         let format = sniff(&data[..data.len().min(SNIFF_LEN)]);
         if format == Format::Plain {
             let views = if (provenance.decoders.len() as u32) < self.decode_depth {

@@ -1,0 +1,448 @@
+//! `--datastore`: resume after a kill, content dedup across package versions, incremental
+//! reruns, changed rules, sharded datastores merged, `keysweep report`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::util::{keysweep, python, run, Secrets};
+
+/// `keysweep scan -q --exit-zero --datastore DB` over `inputs`, with `extra` arguments.
+fn scan_into(db: &Path, inputs: &[&Path], extra: &[&str]) -> std::process::Output {
+    let mut cmd = keysweep();
+    cmd.args(["scan", "-q", "--exit-zero", "-f", "jsonl", "--datastore"])
+        .arg(db)
+        .args(if extra.contains(&"-j") {
+            &[][..]
+        } else {
+            &["-j", "2"][..]
+        })
+        .args(extra)
+        .args(inputs);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Every finding the datastore holds (any confidence), as sorted JSON lines.
+fn report_lines(db: &Path, extra: &[&str]) -> Vec<String> {
+    let mut cmd = keysweep();
+    cmd.args(["report", "-f", "jsonl", "--confidence", "low"])
+        .arg(db)
+        .args(extra);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The datastore's totals and runs.
+fn stats(db: &Path) -> serde_json::Value {
+    let mut cmd = keysweep();
+    cmd.args(["report", "--stats"]).arg(db);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stats JSON")
+}
+
+fn last_run(db: &Path) -> serde_json::Value {
+    let s = stats(db);
+    let runs = s["runs"].as_array().expect("runs").clone();
+    runs.last().expect("a run")["counters"].clone()
+}
+
+/// Builds release files with python3's zipfile and tarfile: `spec` is JSON
+/// `{archive name: {member name: text}}`; prints nothing, writes into `dir`.
+const BUILD_ARCHIVES: &str = r#"
+import io, json, sys, tarfile, zipfile
+spec = json.loads(open(sys.argv[1]).read())
+for name, members in spec.items():
+    if name.endswith(".tar.gz"):
+        with tarfile.open(name, "w:gz") as tar:
+            for member, text in members.items():
+                data = text.encode()
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                info.mtime = 1700000000
+                tar.addfile(info, io.BytesIO(data))
+    else:
+        with zipfile.ZipFile(name, "w", zipfile.ZIP_DEFLATED) as z:
+            for member, text in members.items():
+                z.writestr(member, text)
+"#;
+
+fn build_archives(dir: &Path, spec: &serde_json::Value) {
+    let spec_path = dir.join("spec.json");
+    fs::write(&spec_path, spec.to_string()).expect("spec");
+    python(dir, BUILD_ARCHIVES, &[spec_path.to_str().expect("utf-8 path")]);
+    fs::remove_file(spec_path).expect("remove spec");
+}
+
+/// A module of `lines` lines of code, with a secret in it when one is given.
+fn module(name: &str, lines: usize, secret: Option<&str>) -> String {
+    let mut text = format!("\"\"\"{name}: generated for the dedup tests.\"\"\"\n");
+    for i in 0..lines {
+        text.push_str(&format!("def {name}_{i}(x):\n    return x * {i} + len('{name}')\n"));
+    }
+    if let Some(secret) = secret {
+        text.push_str(&format!("API_TOKEN = \"{secret}\"\n"));
+    }
+    text
+}
+
+#[test]
+fn two_versions_of_a_package_share_their_files_and_scan_them_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let releases = dir.path().join("releases");
+    fs::create_dir(&releases).expect("mkdir");
+    let mut s = Secrets::new();
+    let shared_token = s.github_classic("ghp_");
+    let new_token = s.github_classic("ghp_");
+    // Ten modules shared by both wheels and the sdist (one holds a token); each release
+    // also has files of its own.
+    let mut shared = serde_json::Map::new();
+    for i in 0..10 {
+        let secret = (i == 3).then_some(shared_token.as_str());
+        shared.insert(format!("demo/mod{i}.py"), module(&format!("mod{i}"), 40, secret).into());
+    }
+    let release = |version: &str, prefix: &str, extra: &[(&str, String)]| {
+        let mut members = serde_json::Map::new();
+        for (name, text) in &shared {
+            members.insert(format!("{prefix}{name}"), text.clone());
+        }
+        for (name, text) in extra {
+            members.insert(format!("{prefix}{name}"), text.clone().into());
+        }
+        members.insert(
+            format!("{prefix}demo/version.py"),
+            format!("VERSION = '{version}'\n").into(),
+        );
+        serde_json::Value::Object(members)
+    };
+    let spec = serde_json::json!({
+        "demo-1.0-py3-none-any.whl": release("1.0", "", &[("demo-1.0.dist-info/METADATA", "Name: demo\nVersion: 1.0\n".into())]),
+        "demo-1.1-py3-none-any.whl": release("1.1", "", &[
+            ("demo-1.1.dist-info/METADATA", "Name: demo\nVersion: 1.1\n".into()),
+            ("demo/client.py", module("client", 30, Some(&new_token))),
+        ]),
+        "demo-1.1.tar.gz": release("1.1", "demo-1.1/", &[
+            ("PKG-INFO", "Name: demo\nVersion: 1.1\n".into()),
+            ("demo/client.py", module("client", 30, Some(&new_token))),
+        ]),
+    });
+    build_archives(&releases, &spec);
+    // The same wheel copied under another name is one blob too.
+    fs::copy(
+        releases.join("demo-1.0-py3-none-any.whl"),
+        releases.join("copy-of-demo-1.0-py3-none-any.whl"),
+    )
+    .expect("copy");
+
+    // Expected counts from the artefacts themselves: distinct blobs are the distinct member
+    // texts plus the distinct files; everything else is a reuse.
+    let mut member_texts: Vec<String> = Vec::new();
+    for members in spec.as_object().expect("spec").values() {
+        for text in members.as_object().expect("members").values() {
+            member_texts.push(text.as_str().expect("text").to_owned());
+        }
+    }
+    // Places met: the four files and the members of all but the copy (whose file is reused
+    // whole, so its members are never opened).
+    let occurrences = member_texts.len() as u64 + 4;
+    member_texts.sort();
+    member_texts.dedup();
+    let distinct = member_texts.len() as u64 + 3;
+
+    let db = dir.path().join("scan.db");
+    let out = scan_into(&db, &[&releases], &[]);
+    let first = last_run(&db);
+    assert_eq!(first["blobs_scanned"], distinct, "{first}");
+    assert_eq!(
+        first["blobs_scanned"].as_u64().unwrap_or(0) + first["blobs_reused"].as_u64().unwrap_or(0),
+        occurrences,
+        "every place met is scanned or reused: {first}"
+    );
+    let totals = &stats(&db)["totals"];
+    assert_eq!(totals["blobs"], distinct, "{totals}");
+    assert_eq!(totals["inputs"], 4);
+
+    // The shared token is reported in all four release files, the new one in both 1.1 files,
+    // though each module was scanned once.
+    let found = crate::util::jsonl(&out);
+    let places = |secret: &str| {
+        let mut p: Vec<String> = found
+            .iter()
+            .filter(|f| f["secret"] == secret)
+            .map(|f| {
+                let l = &f["location"];
+                format!(
+                    "{}!{}",
+                    Path::new(l["path"].as_str().unwrap_or(""))
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    l["members"][0].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        p.sort();
+        p
+    };
+    assert_eq!(
+        places(&shared_token),
+        vec![
+            "copy-of-demo-1.0-py3-none-any.whl!demo/mod3.py",
+            "demo-1.0-py3-none-any.whl!demo/mod3.py",
+            "demo-1.1-py3-none-any.whl!demo/mod3.py",
+            "demo-1.1.tar.gz!demo-1.1/demo/mod3.py",
+        ]
+    );
+    assert_eq!(places(&new_token).len(), 2);
+    // Each place keeps its own package.
+    let packages: Vec<&str> = found
+        .iter()
+        .filter(|f| f["secret"] == shared_token.as_str())
+        .filter_map(|f| f["package"]["version"].as_str())
+        .collect();
+    assert!(packages.contains(&"1.0") && packages.contains(&"1.1"), "{packages:?}");
+    // The report prints the same findings without scanning, and filters by package and rule.
+    let reported = report_lines(&db, &[]);
+    assert_eq!(reported.len(), found.len());
+    // The copy is named for another project.
+    assert_eq!(report_lines(&db, &["--package", "Demo"]).len(), found.len() - 1);
+    assert!(report_lines(&db, &["--package", "other"]).is_empty());
+    assert!(report_lines(&db, &["--rule", "aws.access-key-id"]).is_empty());
+
+    // Unchanged: nothing is read again.
+    let out = scan_into(&db, &[&releases], &[]);
+    let second = last_run(&db);
+    assert_eq!(second["files_unchanged"], 4, "{second}");
+    assert_eq!(second["blobs_scanned"], 0, "{second}");
+    assert!(crate::util::jsonl(&out).is_empty());
+    // A file touched but not changed is read and hashed, then its findings are reused.
+    let wheel = releases.join("demo-1.1-py3-none-any.whl");
+    let f = fs::File::options().write(true).open(&wheel).expect("open");
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .expect("set mtime");
+    drop(f);
+    let out = scan_into(&db, &[&releases], &[]);
+    let third = last_run(&db);
+    assert_eq!(third["files_unchanged"], 3, "{third}");
+    assert_eq!(third["blobs_scanned"], 0, "{third}");
+    assert_eq!(third["blobs_reused"], 1, "{third}");
+    assert_eq!(
+        crate::util::jsonl(&out).len(),
+        2,
+        "the touched wheel's findings are reported again"
+    );
+    assert_eq!(report_lines(&db, &[]), reported);
+}
+
+/// A tree where a kill lands mid-scan: many files, copies of one another, archives sharing
+/// members, and secrets everywhere.
+fn busy_tree(dir: &Path, s: &mut Secrets) -> PathBuf {
+    let tree = dir.join("tree");
+    fs::create_dir(&tree).expect("mkdir");
+    let filler: String = (0..3000).map(|i| format!("value_{i} = compute({i})\n")).collect();
+    for i in 0..240 {
+        let text = format!(
+            "{filler}GITHUB_TOKEN = \"{}\"\nAWS_ACCESS_KEY_ID = \"{}\"\n",
+            s.github_classic("ghp_"),
+            s.aws_key_id()
+        );
+        let sub = tree.join(format!("d{:02}", i % 16));
+        fs::create_dir_all(&sub).expect("mkdir");
+        fs::write(sub.join(format!("settings{i}.py")), &text).expect("write");
+        if i % 8 == 0 {
+            fs::write(sub.join(format!("copy{i}.py")), &text).expect("write");
+        }
+    }
+    let mut spec = serde_json::Map::new();
+    let common = module("common", 2000, Some(&s.github_classic("ghp_")));
+    for i in 0..12 {
+        spec.insert(
+            format!("pkg{i}-1.0-py3-none-any.whl"),
+            serde_json::json!({
+                "pkg/common.py": common,
+                "pkg/own.py": module(&format!("own{i}"), 500, Some(&s.github_classic("ghp_"))),
+            }),
+        );
+    }
+    build_archives(&tree, &serde_json::Value::Object(spec));
+    tree
+}
+
+fn committed_inputs(db: &Path) -> u64 {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return 0;
+    };
+    conn.query_row("SELECT count(*) FROM input", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_scan_killed_mid_way_resumes_to_exactly_the_findings_of_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let tree = busy_tree(dir.path(), &mut s);
+    let whole = dir.path().join("whole.db");
+    scan_into(&whole, &[&tree], &["-j", "1"]);
+    let expected = report_lines(&whole, &[]);
+    let total = stats(&whole)["totals"]["inputs"].as_u64().unwrap_or(0);
+    assert!(expected.len() > 500, "{}", expected.len());
+
+    // Kill -9 twice, once early and once later, then let a third run finish. A kill counts
+    // when it left the datastore part-way: some inputs committed, not all.
+    let killed = dir.path().join("killed.db");
+    let mut mid_way = Vec::new();
+    for fraction in [5, 2] {
+        let mut cmd = keysweep();
+        cmd.args(["scan", "-q", "--exit-zero", "-j", "1", "-f", "jsonl", "--datastore"])
+            .arg(&killed)
+            .arg(&tree)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = cmd.spawn().expect("spawn");
+        let target = (total / fraction).max(1);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while committed_inputs(&killed) < target && Instant::now() < deadline {
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().expect("SIGKILL");
+        let status = child.wait().expect("wait");
+        use std::os::unix::process::ExitStatusExt;
+        let committed = committed_inputs(&killed);
+        if status.signal() == Some(9) && committed < total {
+            mid_way.push(committed);
+        }
+    }
+    assert!(!mid_way.is_empty(), "no kill landed mid-scan");
+    eprintln!("killed mid-way with {mid_way:?} of {total} inputs committed");
+    let partial = committed_inputs(&killed);
+    scan_into(&killed, &[&tree], &["-j", "2"]);
+    assert_eq!(report_lines(&killed, &[]), expected);
+    let runs = stats(&killed)["runs"].as_array().expect("runs").clone();
+    let finished = runs.last().expect("run")["counters"].clone();
+    assert!(
+        finished["files_unchanged"].as_u64().unwrap_or(0) >= partial,
+        "the resumed run skipped what was committed: {finished}"
+    );
+    assert!(runs[0]["finished"].is_null(), "a killed run has no end");
+}
+
+#[test]
+fn sharded_datastores_merge_into_the_unsharded_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = Secrets::new();
+    let tree = dir.path().join("mirror");
+    for i in 0..24 {
+        let sub = tree.join(format!("pkg{i:02}"));
+        fs::create_dir_all(&sub).expect("mkdir");
+        fs::write(
+            sub.join("settings.py"),
+            format!(
+                "GITHUB_TOKEN = \"{}\"\nAWS_ACCESS_KEY_ID = \"{}\"\n",
+                s.github_classic("ghp_"),
+                s.aws_key_id()
+            ),
+        )
+        .expect("write");
+        // Every package also carries the same vendored file: shards dedup it on their own.
+        fs::write(
+            sub.join("vendored.py"),
+            module("vendored", 50, Some("ghp_notarealtokenbutlongenough0000000000")),
+        )
+        .expect("write");
+    }
+    let whole = dir.path().join("whole.db");
+    scan_into(&whole, &[&tree], &[]);
+    let expected = report_lines(&whole, &[]);
+    let shards: Vec<PathBuf> = (1..=3)
+        .map(|k| {
+            let db = dir.path().join(format!("shard{k}.db"));
+            scan_into(&db, &[&tree], &["--shard", &format!("{k}/3")]);
+            db
+        })
+        .collect();
+    let sizes: Vec<usize> = shards.iter().map(|db| report_lines(db, &[]).len()).collect();
+    assert!(sizes.iter().all(|&n| n > 0 && n < expected.len()), "{sizes:?}");
+    let merged = dir.path().join("merged.db");
+    let mut cmd = keysweep();
+    cmd.arg("merge").args(&shards).arg(&shards[0]).arg("-o").arg(&merged);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report_lines(&merged, &[]), expected);
+    assert_eq!(stats(&merged)["totals"]["inputs"], 48);
+    // Reports and datastores do not mix, and a datastore merge needs its output named.
+    let mut cmd = keysweep();
+    cmd.arg("merge").args(&shards);
+    assert_eq!(run(cmd).status.code(), Some(2));
+}
+
+#[test]
+fn a_changed_rule_rescans_and_an_edited_description_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("src");
+    fs::create_dir(&tree).expect("mkdir");
+    for i in 0..6 {
+        fs::write(
+            tree.join(format!("f{i}.txt")),
+            format!("ticket ACME-{i:04}-SECRETVALUE{i}\n"),
+        )
+        .expect("write");
+    }
+    let rules = dir.path().join("rules");
+    fs::create_dir(&rules).expect("mkdir");
+    let rule = |name: &str, pattern: &str| {
+        format!("[[rule]]\nid = \"acme.ticket\"\nname = \"{name}\"\npattern = '''{pattern}'''\nconfidence = \"high\"\n")
+    };
+    fs::write(
+        rules.join("acme.toml"),
+        rule("ACME ticket", r"ACME-\d{4}-(?P<secret>SECRETVALUE\d)"),
+    )
+    .expect("rule");
+    let db = dir.path().join("scan.db");
+    let with_rules = ["--rules", rules.to_str().expect("utf-8")];
+    scan_into(&db, &[&tree], &with_rules);
+    assert_eq!(report_lines(&db, &["--rule", "acme.ticket"]).len(), 6);
+    // A new name (or references, examples) changes nothing that is found: nothing is read.
+    fs::write(
+        rules.join("acme.toml"),
+        rule("ACME support ticket", r"ACME-\d{4}-(?P<secret>SECRETVALUE\d)"),
+    )
+    .expect("rule");
+    scan_into(&db, &[&tree], &with_rules);
+    assert_eq!(last_run(&db)["files_unchanged"], 6);
+    // A new pattern does: every file is scanned again, and the report follows the new rule.
+    fs::write(
+        rules.join("acme.toml"),
+        rule("ACME support ticket", r"ACME-000[0-2]-(?P<secret>SECRETVALUE\d)"),
+    )
+    .expect("rule");
+    scan_into(&db, &[&tree], &with_rules);
+    let run = last_run(&db);
+    assert_eq!(run["files_scanned"], 6, "{run}");
+    assert_eq!(run["files_unchanged"], 0, "{run}");
+    assert_eq!(report_lines(&db, &["--rule", "acme.ticket"]).len(), 3);
+}
+
+#[test]
+fn a_file_that_is_not_a_datastore_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_db = dir.path().join("notes.db");
+    fs::write(&not_db, "plain text, not SQLite").expect("write");
+    let mut cmd = keysweep();
+    cmd.args(["scan", "-q", "--datastore"]).arg(&not_db).arg(dir.path());
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("datastore"));
+    assert_eq!(fs::read_to_string(&not_db).expect("read"), "plain text, not SQLite");
+}

@@ -1,0 +1,58 @@
+//! Content dedup during a scan with a datastore. Every blob (a file, or an archive member;
+//! not a decoded view, which its blob's bytes decide) is hashed before it is scanned. A blob
+//! already scanned under the same profile, in this run or an earlier one, is not scanned
+//! again: its findings are linked to the new place.
+//!
+//! Worker side ([`Tracker`]): the stack of blobs being scanned; each batch of candidates
+//! carries it, so the reporting thread knows which blobs a finding belongs to. Reporting side
+//! ([`Ledger`]): counts what each blob still waits for, gathers its findings relative to it,
+//! resolves links to it, and hands finished blobs and inputs to the datastore's writer.
+
+mod ledger;
+mod tracker;
+
+pub(crate) use ledger::Ledger;
+pub(crate) use tracker::{Decision, Tracker};
+
+use std::sync::Arc;
+
+use crate::datastore::{BlobKey, StoredFinding};
+
+/// A blob being scanned, as a batch of its candidates names it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame {
+    pub key: BlobKey,
+    /// Members above and including it: its findings' places are relative from here.
+    pub depth: usize,
+}
+
+/// The blobs a batch lies in, outermost first.
+pub(crate) type Chain = Arc<[Frame]>;
+
+/// What a worker tells the reporting thread about blobs.
+pub(crate) enum BlobEvent {
+    /// A blob met at `path!members` is known (`known`) or being scanned elsewhere (`None`):
+    /// its findings belong at this place, and to the blobs of `chain` around it.
+    Link {
+        chain: Chain,
+        path: String,
+        members: Vec<String>,
+        key: BlobKey,
+        size: u64,
+        known: Option<Vec<StoredFinding>>,
+    },
+    /// A blob's scan is over; `units` batches and links were sent from inside it.
+    Done {
+        key: BlobKey,
+        size: u64,
+        units: u64,
+        reusable: bool,
+    },
+    /// An input's bytes are the blob `key`.
+    Input {
+        path: String,
+        size: u64,
+        mtime_ns: Option<i64>,
+        key: BlobKey,
+    },
+}
