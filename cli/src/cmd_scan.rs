@@ -288,15 +288,19 @@ fn summary_text(s: &Summary) -> String {
             s.files_filtered, s.symlinks_skipped
         ));
     }
-    if s.files_unchanged > 0 || s.blobs_scanned > 0 || s.blobs_reused > 0 {
+    if s.files_unchanged > 0 || s.blobs_scanned > 0 || s.blobs_reused > 0 || s.blobs_delta_scanned > 0 {
         text.push_str(&format!(
-            "  datastore: {} files unchanged ({:.1} MB not read), {} blobs scanned, {} reused ({:.1} MB not scanned again)\n",
+            "  datastore: {} files unchanged ({:.1} MB not read), {} blobs scanned, {} reused ({:.1} MB not scanned again)",
             s.files_unchanged,
             s.bytes_unchanged as f64 / 1e6,
             s.blobs_scanned,
             s.blobs_reused,
             s.bytes_reused as f64 / 1e6
         ));
+        if s.blobs_delta_scanned > 0 {
+            text.push_str(&format!(", {} scanned with only the new rules", s.blobs_delta_scanned));
+        }
+        text.push('\n');
     }
     if s.files_other_shard > 0 {
         text.push_str(&format!("  {} files left to other shards\n", s.files_other_shard));

@@ -294,9 +294,28 @@ fn take_ready(pending: &mut Vec<(u32, u64)>, held_end: u64, size: &dyn Fn(u32) -
 /// What a worker hands the unpacker: scanning of members, dedup, and warnings.
 struct MemberScanner<'a> {
     scanner: &'a mut Scanner,
+    /// With a delta plan: a scanner of only the added rules, and each one's index in the
+    /// whole rule set.
+    delta: Option<&'a mut DeltaScanner>,
     events: &'a Sender<Event>,
     batches: &'a Sender<Batch>,
     tracker: Option<&'a mut Tracker>,
+}
+
+/// A scanner of the rules added since the previous profile.
+struct DeltaScanner {
+    scanner: Scanner,
+    rule_index: Arc<Vec<u32>>,
+}
+
+/// Sends the tracker's pending seeds (findings that stand for a blob scanned with only the
+/// added rules).
+fn send_seeds(tracker: Option<&mut Tracker>, events: &Sender<Event>) {
+    if let Some(t) = tracker {
+        for seed in t.take_seeds() {
+            let _ = events.send(Event::Blob(seed));
+        }
+    }
 }
 
 /// A batch of candidates and the blobs it lies in (with a datastore).
@@ -330,7 +349,17 @@ impl MemberScanner<'_> {
 
 impl Visitor for MemberScanner<'_> {
     fn blob(&mut self, provenance: &Provenance, data: &[u8]) {
-        match self.scanner.scan(data) {
+        let delta = self.tracker.as_deref().is_some_and(Tracker::scanning_delta);
+        let scanned = match (delta, self.delta.as_deref_mut()) {
+            (true, Some(d)) => d.scanner.scan(data).map(|mut windows| {
+                for w in &mut windows {
+                    w.rule = d.rule_index.get(w.rule as usize).copied().unwrap_or(u32::MAX);
+                }
+                windows
+            }),
+            _ => self.scanner.scan(data),
+        };
+        match scanned {
             Ok(windows) if windows.is_empty() => {}
             Ok(windows) => ship(
                 data,
@@ -366,7 +395,9 @@ impl Visitor for MemberScanner<'_> {
             return true;
         };
         let key = BlobKey::of(data);
-        match tracker.enter(&provenance.path, &provenance.members, key, data.len() as u64, true) {
+        let decision = tracker.enter(&provenance.path, &provenance.members, key, data.len() as u64, true);
+        send_seeds(Some(tracker), self.events);
+        match decision {
             Decision::Scan => true,
             Decision::Skip(link) => {
                 let _ = self.events.send(Event::Blob(link));
@@ -386,6 +417,7 @@ impl Visitor for MemberScanner<'_> {
 /// tracker (with a datastore).
 struct Worker {
     scanner: Scanner,
+    delta: Option<DeltaScanner>,
     buf: Vec<u8>,
     load: LoadPolicy,
     archives: Option<Budget>,
@@ -428,7 +460,9 @@ impl Worker {
                 mtime_ns: job.mtime_ns,
                 key,
             };
-            match tracker.enter(&display, &[], key, size, by_content) {
+            let decision = tracker.enter(&display, &[], key, size, by_content);
+            send_seeds(Some(tracker), events);
+            match decision {
                 Decision::Scan => {
                     self.scan_loaded(job, loaded, listed_len, &provenance, events, batches);
                     if let Some(done) = tracker_leave(&mut self.tracker) {
@@ -461,6 +495,7 @@ impl Worker {
         };
         let mut members = MemberScanner {
             scanner: &mut self.scanner,
+            delta: self.delta.as_mut(),
             events,
             batches,
             tracker: self.tracker.as_mut(),
@@ -586,23 +621,50 @@ pub(crate) fn run(
     let (record_tx, record_rx) = bounded::<Record>(4096);
     let store = match &options.datastore {
         Some(store) => {
-            let profile = Profile::new(&engine.rules, options.decode_depth, options.archives.as_ref());
+            let profile = Profile::new(&engine.rules, options);
             let profile_id = store.profile_id(&profile)?;
+            let plan = store.delta_plan(&profile, profile_id)?.map(Arc::new);
             let run_id = store.start_run(profile_id)?;
-            Some((store, profile_id, run_id))
+            Some((store, profile_id, run_id, plan))
         }
         None => None,
+    };
+    // The rules added since the previous profile get a database of their own.
+    let delta_db = match store.as_ref().and_then(|s| s.3.as_ref()) {
+        Some(plan) if !plan.added.is_empty() => {
+            let added = plan
+                .added
+                .iter()
+                .filter_map(|&i| engine.rules.rules().get(i).cloned())
+                .collect();
+            let rules = crate::rules::RuleSet::from_rules(added)?;
+            let index: Vec<u32> = plan.added.iter().map(|&i| i as u32).collect();
+            Some((Arc::new(crate::scan::Database::build(&rules, None)?), Arc::new(index)))
+        }
+        _ => None,
     };
 
     // Scratch is allocated up front so a failure is an error, not a silent thread exit.
     let mut workers = Vec::with_capacity(threads);
     for _ in 0..threads {
-        let tracker = match store {
-            Some((store, profile, _)) => Some(Tracker::new(Lookup::new(store, profile)?, Arc::clone(&claims))),
+        let tracker = match &store {
+            Some((store, profile, _, plan)) => Some(Tracker::new(
+                Lookup::new(store, *profile, plan.clone())?,
+                Arc::clone(&claims),
+                delta_db.is_some(),
+            )),
+            None => None,
+        };
+        let delta = match &delta_db {
+            Some((db, index)) => Some(DeltaScanner {
+                scanner: Scanner::new(Arc::clone(db))?,
+                rule_index: Arc::clone(index),
+            }),
             None => None,
         };
         workers.push(Worker {
             scanner: Scanner::new(Arc::clone(&engine.db))?,
+            delta,
             buf: Vec::new(),
             load: options.load,
             archives: options.archives,
@@ -610,11 +672,21 @@ pub(crate) fn run(
             tracker,
         });
     }
-    let mut ledger = store.map(|_| {
+    let mut ledger = store.as_ref().map(|(_, _, _, plan)| {
+        let rule_order = plan.as_ref().map(|_| {
+            engine
+                .rules
+                .rules()
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.id().to_owned(), i))
+                .collect()
+        });
         Ledger::new(
             Arc::clone(&claims),
             record_tx.clone(),
             options.max_findings_per_file_and_rule.unwrap_or(u64::MAX),
+            rule_order,
         )
     });
 
@@ -638,7 +710,7 @@ pub(crate) fn run(
                 listed.done.store(true, Ordering::Relaxed);
             });
         }
-        let writer = store.map(|(store, profile, run)| {
+        let writer = store.as_ref().map(|&(store, profile, run, _)| {
             let records = record_rx.clone();
             let claims = &*claims;
             scope.spawn(move || crate::datastore::writer::run(store, profile, run, records, claims))
@@ -753,6 +825,7 @@ pub(crate) fn run(
                 files_scanned: s.files_scanned,
                 files_unchanged: s.files_unchanged,
                 blobs_scanned: ledger.counters.blobs_scanned,
+                blobs_delta_scanned: ledger.counters.blobs_delta_scanned,
                 blobs_reused: ledger.counters.blobs_reused,
                 bytes_reused: ledger.counters.bytes_reused,
                 bytes_scanned: s.bytes_scanned,
@@ -856,6 +929,7 @@ impl Reporter<'_> {
         };
         let unfinished = ledger.finish(&mut linked);
         self.summary.blobs_scanned = ledger.counters.blobs_scanned;
+        self.summary.blobs_delta_scanned = ledger.counters.blobs_delta_scanned;
         self.summary.blobs_reused = ledger.counters.blobs_reused;
         self.summary.bytes_reused = ledger.counters.bytes_reused;
         if unfinished > 0 {
@@ -887,6 +961,7 @@ impl Reporter<'_> {
                 if let Some(ledger) = self.ledger.as_deref_mut() {
                     ledger.event(event, &mut linked);
                     self.summary.blobs_scanned = ledger.counters.blobs_scanned;
+                    self.summary.blobs_delta_scanned = ledger.counters.blobs_delta_scanned;
                     self.summary.blobs_reused = ledger.counters.blobs_reused;
                     self.summary.bytes_reused = ledger.counters.bytes_reused;
                 }

@@ -110,6 +110,9 @@ pub struct Summary {
     pub bytes_unchanged: u64,
     /// Blobs (files and members) scanned and recorded in the datastore.
     pub blobs_scanned: u64,
+    /// Blobs scanned with only the rules added since the previous profile (the findings of
+    /// the others stand).
+    pub blobs_delta_scanned: u64,
     /// Blobs not scanned: the same bytes were scanned before, in this run or an earlier one.
     pub blobs_reused: u64,
     /// Bytes of the reused blobs.

@@ -446,3 +446,99 @@ fn a_file_that_is_not_a_datastore_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("datastore"));
     assert_eq!(fs::read_to_string(&not_db).expect("read"), "plain text, not SQLite");
 }
+
+#[test]
+fn an_added_rule_scans_alone_and_a_removed_rule_rescans_only_what_it_hid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("src");
+    fs::create_dir(&tree).expect("mkdir");
+    let mut s = Secrets::new();
+    // Secrets of letters alone that spell a naming word (`KEY`) read as placeholders: each
+    // one holds a digit.
+    let mut token = |n: usize| {
+        format!(
+            "{}7{}",
+            s.pick(b"ABCDEFGHJKLMNPQRSTUVWXYZ", n / 2),
+            s.pick(b"ABCDEFGHJKLMNPQRSTUVWXYZ0123456789", n - n / 2 - 1)
+        )
+    };
+    let mut tickets = Vec::new();
+    let mut orders = Vec::new();
+    for _ in 0..7 {
+        tickets.push(token(16));
+    }
+    for _ in 0..4 {
+        orders.push(token(12));
+    }
+    for (i, ticket) in tickets[..6].iter().enumerate() {
+        let text = format!("ticket ACME-{i:04}-{ticket}\n");
+        fs::write(tree.join(format!("ticket{i}.txt")), text).expect("write");
+    }
+    for (i, order) in orders[..3].iter().enumerate() {
+        let text = format!("order ORDER-{order}\n");
+        fs::write(tree.join(format!("order{i}.txt")), text).expect("write");
+    }
+    fs::write(tree.join("plain.txt"), "nothing to see\n").expect("write");
+    build_archives(
+        &tree,
+        &serde_json::json!({"bundle-1.0-py3-none-any.whl": {
+            "bundle/ticket.txt": format!("ACME-9999-{}\n", tickets[6]),
+            "bundle/order.txt": format!("ORDER-{}\n", orders[3]),
+        }}),
+    );
+    // `acme.ticket` and the vaguer `acme.code` confirm the same bytes; the first wins them.
+    let ticket = "[[rule]]\nid = \"acme.ticket\"\nname = \"ACME ticket\"\npattern = '''ACME-\\d{4}-(?P<secret>[A-Z0-9]{16})'''\nconfidence = \"high\"\n";
+    let code = "[[rule]]\nid = \"acme.code\"\nname = \"ACME code\"\npattern = '''-(?P<secret>[A-Z0-9]{16})\\b'''\nconfidence = \"medium\"\n";
+    let order = "[[rule]]\nid = \"acme.order\"\nname = \"ACME order\"\npattern = '''ORDER-(?P<secret>[A-Z0-9]{12})'''\nconfidence = \"high\"\n";
+    let rules = |name: &str, files: &[&str]| -> PathBuf {
+        let d = dir.path().join(name);
+        fs::create_dir(&d).expect("mkdir");
+        for (i, text) in files.iter().enumerate() {
+            fs::write(d.join(format!("r{i}.toml")), text).expect("rule");
+        }
+        d
+    };
+    let scan_with = |db: &Path, rules: &Path| {
+        scan_into(
+            db,
+            &[&tree],
+            &["--no-builtin-rules", "--rules", rules.to_str().expect("utf-8")],
+        );
+        last_run(db)
+    };
+    let fresh = |rules: &Path| {
+        let db = dir.path().join(format!(
+            "fresh-{}.db",
+            rules
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        scan_with(&db, rules);
+        report_lines(&db, &[])
+    };
+    let db = dir.path().join("scan.db");
+    let first = rules("first", &[ticket, code]);
+    scan_with(&db, &first);
+    let tickets = report_lines(&db, &["--rule", "acme.ticket"]);
+    assert_eq!(tickets.len(), 7, "{tickets:#?}\n{:#?}", report_lines(&db, &[]));
+    assert!(report_lines(&db, &["--rule", "acme.code"]).is_empty());
+
+    // A rule added: every blob is scanned with it alone; the other findings stand.
+    let added = rules("added", &[ticket, code, order]);
+    let run = scan_with(&db, &added);
+    assert_eq!(run["blobs_scanned"], 0, "{run}");
+    assert_eq!(run["blobs_delta_scanned"], 13, "11 files and 2 members: {run}");
+    assert_eq!(report_lines(&db, &[]), fresh(&added));
+    assert_eq!(report_lines(&db, &["--rule", "acme.order"]).len(), 4);
+
+    // A rule removed: what holds none of its findings is kept as it is; what does is scanned
+    // again in full, since the removed rule hid `acme.code` there.
+    let removed = rules("removed", &[code, order]);
+    let run = scan_with(&db, &removed);
+    assert_eq!(run["blobs_scanned"], 8, "6 tickets, the wheel and its ticket: {run}");
+    assert_eq!(run["blobs_delta_scanned"], 0, "{run}");
+    assert_eq!(run["blobs_reused"], 5, "{run}");
+    assert_eq!(report_lines(&db, &[]), fresh(&removed));
+    assert_eq!(report_lines(&db, &["--rule", "acme.code"]).len(), 7);
+}

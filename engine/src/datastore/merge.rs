@@ -14,7 +14,7 @@ pub(super) fn absorb(store: &Datastore, other: &std::path::Path) -> Result<(), D
     let tx = conn.transaction().map_err(err)?;
     tx.execute_batch(
         "
-        INSERT OR IGNORE INTO profile(hash, rules, created) SELECT hash, rules, created FROM src.profile;
+        INSERT OR IGNORE INTO profile(hash, base, rules, created) SELECT hash, base, rules, created FROM src.profile;
         CREATE TEMP TABLE profile_map AS
             SELECT s.id AS old, m.id AS new FROM src.profile s JOIN main.profile m ON m.hash = s.hash;
         CREATE TEMP TABLE new_blob AS

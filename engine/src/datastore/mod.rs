@@ -25,7 +25,6 @@ use sha2::{Digest, Sha256};
 pub use stored::StoredFinding;
 
 use crate::rules::{hex, RuleSet};
-use crate::unpack::Budget;
 
 /// Everything that can go wrong with a datastore.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +70,8 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHO
 CREATE TABLE IF NOT EXISTS profile(
     id INTEGER PRIMARY KEY,
     hash TEXT NOT NULL UNIQUE,
-    rules INTEGER NOT NULL,
+    base TEXT NOT NULL,
+    rules TEXT NOT NULL,
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS blob(
@@ -117,51 +117,78 @@ pub struct Datastore {
     path: PathBuf,
 }
 
-/// What a scan profile is made of: a hash of what decides the findings in given bytes.
+/// What decides the findings in given bytes: the engine's scan semantics and the options
+/// (the *base*), and each rule's matching fields.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
-    /// Hex SHA-256 over the engine's scan semantics, the options and every rule's matching fields.
+    /// Hex SHA-256 over the base and every rule's hash, in order.
     pub hash: String,
-    /// Number of rules.
-    pub rules: usize,
+    /// Hex SHA-256 over the engine's scan semantics and the options.
+    pub base: String,
+    /// Each rule's id and the hash of its matching fields, in rule order.
+    pub rules: Vec<(String, String)>,
 }
 
 impl Profile {
-    /// The profile of scanning with `rules`, decoded views to `decode_depth` and archives
-    /// opened under `archives`. A rule's name, references and examples are left out: editing
-    /// them rescans nothing.
-    pub fn new(rules: &RuleSet, decode_depth: u32, archives: Option<&Budget>) -> Profile {
-        let mut h = Sha256::new();
-        h.update(format!("keysweep scan semantics {SCAN_SEMANTICS}\0decode {decode_depth}\0").as_bytes());
-        if let Some(b) = archives {
-            h.update(
-                format!(
-                    "archives {} {} {} {} {}\0",
-                    b.max_depth, b.max_unpacked_bytes, b.max_entries, b.max_ratio, b.member_buffer
-                )
-                .as_bytes(),
-            );
+    /// The profile of scanning with `rules` under `options`: decoded views, archive budgets
+    /// and the per-place cap on findings kept. A rule's name, references and examples are left
+    /// out: editing them rescans nothing.
+    pub fn new(rules: &RuleSet, options: &crate::ScanOptions) -> Profile {
+        let mut base = format!(
+            "keysweep scan semantics {SCAN_SEMANTICS}\0decode {}\0cap {:?}\0",
+            options.decode_depth, options.max_findings_per_file_and_rule
+        );
+        if let Some(b) = &options.archives {
+            base.push_str(&format!(
+                "archives {} {} {} {} {}\0",
+                b.max_depth, b.max_unpacked_bytes, b.max_entries, b.max_ratio, b.member_buffer
+            ));
         }
-        for rule in rules.rules() {
-            let s = &rule.syntax;
-            let fields = serde_json::json!([
-                s.id,
-                s.pattern,
-                s.prefilter,
-                s.window_before,
-                s.window_after,
-                s.min_entropy,
-                s.validator,
-                s.confidence
-            ]);
-            h.update(fields.to_string().as_bytes());
+        let base = hex(&Sha256::digest(base.as_bytes()));
+        let rules: Vec<(String, String)> = rules
+            .rules()
+            .iter()
+            .map(|rule| {
+                let s = &rule.syntax;
+                let fields = serde_json::json!([
+                    s.id,
+                    s.pattern,
+                    s.prefilter,
+                    s.window_before,
+                    s.window_after,
+                    s.min_entropy,
+                    s.validator,
+                    s.confidence
+                ]);
+                (s.id.clone(), hex(&Sha256::digest(fields.to_string().as_bytes())[..16]))
+            })
+            .collect();
+        let mut h = Sha256::new();
+        h.update(base.as_bytes());
+        for (_, rule) in &rules {
             h.update([0]);
+            h.update(rule.as_bytes());
         }
         Profile {
             hash: hex(&h.finalize()),
-            rules: rules.len(),
+            base,
+            rules,
         }
     }
+}
+
+/// How a run under a new profile reuses the blobs of the profile before it (same base, other
+/// rules): their findings of rules that did not change are kept, and they are scanned again
+/// with only the rules that are new or changed.
+#[derive(Clone, Debug)]
+pub struct DeltaPlan {
+    /// The earlier profile's id.
+    pub previous: i64,
+    /// Indices (in the current rule set) of the rules new or changed since it.
+    pub added: Vec<usize>,
+    /// Ids of its rules that are gone or changed: a blob holding a finding of one is scanned
+    /// again in full, since that finding may have hidden another rule's at the same bytes.
+    pub removed: std::collections::HashSet<String>,
 }
 
 /// The key of a blob: a 128-bit hash of its bytes (XXH3, tens of GB/s) with its length.
@@ -198,6 +225,9 @@ pub struct RunCounters {
     pub files_unchanged: u64,
     /// Blobs (files and members) scanned.
     pub blobs_scanned: u64,
+    /// Blobs scanned with only the rules added since the previous profile.
+    #[serde(default)]
+    pub blobs_delta_scanned: u64,
     /// Blobs not scanned because the same bytes were scanned before, in this run or an earlier one.
     pub blobs_reused: u64,
     /// Bytes of the reused blobs.
@@ -332,13 +362,48 @@ impl Datastore {
     /// The id of `profile`, registering it if new.
     pub(crate) fn profile_id(&self, profile: &Profile) -> Result<i64, DatastoreError> {
         let conn = self.connect(false)?;
+        let rules = serde_json::to_string(&profile.rules).unwrap_or_default();
         conn.execute(
-            "INSERT OR IGNORE INTO profile(hash, rules, created) VALUES (?1, ?2, ?3)",
-            params![profile.hash, profile.rules as i64, now_secs()],
+            "INSERT OR IGNORE INTO profile(hash, base, rules, created) VALUES (?1, ?2, ?3, ?4)",
+            params![profile.hash, profile.base, rules, now_secs()],
         )
         .map_err(|e| self.error(e))?;
         conn.query_row("SELECT id FROM profile WHERE hash = ?1", [&profile.hash], |r| r.get(0))
             .map_err(|e| self.error(e))
+    }
+
+    /// The plan for reusing the last run's blobs when that run had the same base and other
+    /// rules; `None` when there is nothing to reuse that way.
+    pub(crate) fn delta_plan(&self, profile: &Profile, id: i64) -> Result<Option<DeltaPlan>, DatastoreError> {
+        let conn = self.connect(false)?;
+        let previous: Option<(i64, String)> = conn
+            .query_row(
+                "SELECT profile.id, profile.rules FROM run JOIN profile ON profile.id = run.profile
+                 WHERE profile.base = ?1 AND profile.id != ?2 ORDER BY run.id DESC LIMIT 1",
+                params![profile.base, id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let Some((previous, rules)) = previous else {
+            return Ok(None);
+        };
+        let Ok(old) = serde_json::from_str::<Vec<(String, String)>>(&rules) else {
+            return Ok(None);
+        };
+        let old_set: std::collections::HashSet<&(String, String)> = old.iter().collect();
+        let new_set: std::collections::HashSet<&(String, String)> = profile.rules.iter().collect();
+        Ok(Some(DeltaPlan {
+            previous,
+            added: (0..profile.rules.len())
+                .filter(|&i| !old_set.contains(&profile.rules[i]))
+                .collect(),
+            removed: old
+                .iter()
+                .filter(|r| !new_set.contains(r))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        }))
     }
 
     /// Starts a run: its row, numbered.
@@ -357,7 +422,7 @@ impl Datastore {
         let conn = self.connect(true)?;
         let mut stmt = conn
             .prepare(
-                "SELECT run.id, profile.hash, started, finished, interrupted, counters
+                "SELECT run.id, profile.hash, run.started, finished, interrupted, counters
                  FROM run JOIN profile ON profile.id = run.profile ORDER BY run.id",
             )
             .map_err(|e| self.error(e))?;
@@ -444,6 +509,7 @@ impl Datastore {
 pub(crate) struct Lookup {
     conn: Connection,
     profile: i64,
+    delta: Option<std::sync::Arc<DeltaPlan>>,
     path: PathBuf,
 }
 
@@ -453,14 +519,22 @@ pub(crate) enum Known {
     No,
     /// Scanned: its findings, placed relative to it.
     Yes(Vec<StoredFinding>),
+    /// Scanned under the previous profile, with no finding of a removed rule: these findings
+    /// stand, and only the added rules need to scan it.
+    Delta(Vec<StoredFinding>),
 }
 
 impl Lookup {
-    pub(crate) fn new(store: &Datastore, profile: i64) -> Result<Lookup, DatastoreError> {
+    pub(crate) fn new(
+        store: &Datastore,
+        profile: i64,
+        delta: Option<std::sync::Arc<DeltaPlan>>,
+    ) -> Result<Lookup, DatastoreError> {
         let conn = store.connect(true)?;
         Ok(Lookup {
             conn,
             profile,
+            delta,
             path: store.path.clone(),
         })
     }
@@ -489,28 +563,42 @@ impl Lookup {
         })
     }
 
-    /// A blob's findings, if it was scanned reusably under this profile at this size.
+    /// What is known of a blob of this size: scanned reusably under this profile, or under
+    /// the previous one (see [`DeltaPlan`]).
     pub(crate) fn blob(&self, key: BlobKey, size: u64) -> Result<Known, DatastoreError> {
+        if let Some(findings) = self.findings(key, size, self.profile)? {
+            return Ok(Known::Yes(findings));
+        }
+        let Some(plan) = &self.delta else {
+            return Ok(Known::No);
+        };
+        Ok(match self.findings(key, size, plan.previous)? {
+            Some(findings) if !findings.iter().any(|f| plan.removed.contains(&f.rule)) => Known::Delta(findings),
+            _ => Known::No,
+        })
+    }
+
+    fn findings(&self, key: BlobKey, size: u64, profile: i64) -> Result<Option<Vec<StoredFinding>>, DatastoreError> {
         let found: Option<i64> = self
             .conn
             .prepare_cached("SELECT findings FROM blob WHERE key = ?1 AND profile = ?2 AND size = ?3 AND reusable = 1")
             .and_then(|mut s| {
-                s.query_row(params![key.bytes(), self.profile, size as i64], |r| r.get(0))
+                s.query_row(params![key.bytes(), profile, size as i64], |r| r.get(0))
                     .optional()
             })
             .map_err(|e| self.error(e))?;
         let Some(count) = found else {
-            return Ok(Known::No);
+            return Ok(None);
         };
         if count == 0 {
-            return Ok(Known::Yes(Vec::new()));
+            return Ok(Some(Vec::new()));
         }
         let mut stmt = self
             .conn
             .prepare_cached("SELECT body FROM finding WHERE blob = ?1 AND profile = ?2 ORDER BY seq")
             .map_err(|e| self.error(e))?;
         let bodies = stmt
-            .query_map(params![key.bytes(), self.profile], |r| r.get::<_, String>(0))
+            .query_map(params![key.bytes(), profile], |r| r.get::<_, String>(0))
             .map_err(|e| self.error(e))?;
         let mut findings = Vec::with_capacity(count as usize);
         for body in bodies {
@@ -518,10 +606,10 @@ impl Lookup {
             match serde_json::from_str(&body) {
                 Ok(f) => findings.push(f),
                 // A damaged row: scan the blob again rather than trust it.
-                Err(_) => return Ok(Known::No),
+                Err(_) => return Ok(None),
             }
         }
-        Ok(Known::Yes(findings))
+        Ok(Some(findings))
     }
 }
 

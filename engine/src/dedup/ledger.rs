@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crossbeam::channel::Sender;
 
-use super::{BlobEvent, Chain};
+use super::{BlobEvent, Chain, LinkKind};
 use crate::datastore::writer::{ClaimState, Claims, Record};
 use crate::datastore::{BlobKey, StoredFinding};
 use crate::finding::Finding;
@@ -44,6 +44,7 @@ struct Pending {
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct DedupCounters {
     pub blobs_scanned: u64,
+    pub blobs_delta_scanned: u64,
     pub blobs_reused: u64,
     pub bytes_reused: u64,
 }
@@ -55,17 +56,27 @@ pub(crate) struct Ledger {
     /// This run's finished blobs that hold findings (few), for links that arrive late.
     done: HashMap<BlobKey, Arc<Vec<StoredFinding>>>,
     cap: u64,
+    /// With a delta plan: each rule's place in the rule set. A blob's findings then come
+    /// from two scans (the rules that stand, the added ones), and at most one per place and
+    /// secret range is kept, as one scan with every rule would.
+    rule_order: Option<HashMap<String, usize>>,
     pub counters: DedupCounters,
 }
 
 impl Ledger {
-    pub(crate) fn new(claims: Arc<Claims>, records: Sender<Record>, cap: u64) -> Ledger {
+    pub(crate) fn new(
+        claims: Arc<Claims>,
+        records: Sender<Record>,
+        cap: u64,
+        rule_order: Option<HashMap<String, usize>>,
+    ) -> Ledger {
         Ledger {
             claims,
             records,
             pending: HashMap::new(),
             done: HashMap::new(),
             cap,
+            rule_order,
             counters: DedupCounters::default(),
         }
     }
@@ -100,8 +111,13 @@ impl Ledger {
                 size,
                 units,
                 reusable,
+                delta,
             } => {
-                self.counters.blobs_scanned += 1;
+                if delta {
+                    self.counters.blobs_delta_scanned += 1;
+                } else {
+                    self.counters.blobs_scanned += 1;
+                }
                 let p = self.pending(key);
                 p.expected = Some(units);
                 p.size = size;
@@ -115,12 +131,25 @@ impl Ledger {
                 key,
                 size,
                 known,
+                kind,
             } => {
-                self.counters.blobs_reused += 1;
-                self.counters.bytes_reused += size;
+                if kind != LinkKind::Seed {
+                    self.counters.blobs_reused += 1;
+                    self.counters.bytes_reused += size;
+                }
                 let waiter = Waiter { chain, path, members };
                 match known {
-                    Some(findings) => self.resolve(waiter, &findings, true, report),
+                    Some(findings) => {
+                        self.resolve(waiter, &findings, true, report);
+                        if kind == LinkKind::Copy {
+                            let _ = self.records.send(Record::Blob {
+                                key,
+                                size,
+                                reusable: true,
+                                findings: Arc::new(findings),
+                            });
+                        }
+                    }
                     None => match self.wait_for(key) {
                         Some(p) => p.waiters.push(waiter),
                         None => {
@@ -198,6 +227,9 @@ impl Ledger {
         };
         // Arrival order depends on the threads; stored order must not.
         let mut findings = p.findings;
+        if let Some(order) = &self.rule_order {
+            one_per_range(&mut findings, order);
+        }
         findings
             .sort_by(|a, b| (&a.members, a.at, &a.rule, &a.decoders).cmp(&(&b.members, b.at, &b.rule, &b.decoders)));
         let findings = Arc::new(findings);
@@ -245,5 +277,44 @@ impl Pending {
         } else {
             self.findings.push(finding);
         }
+    }
+}
+
+/// Keeps one finding per place and byte range, as the validator does within a scan: the most
+/// confident, validated, first-listed rule's. In a `.pyc` view, one per secret, a provider's
+/// rule before a generic one.
+fn one_per_range(findings: &mut Vec<StoredFinding>, order: &HashMap<String, usize>) {
+    let rank = |f: &StoredFinding| {
+        (
+            std::cmp::Reverse(f.confidence),
+            f.status == "unchecked",
+            order.get(&f.rule).copied().unwrap_or(usize::MAX),
+        )
+    };
+    findings.sort_by(|a, b| {
+        (&a.members, &a.decoders, a.at[0], a.at[1], rank(a)).cmp(&(&b.members, &b.decoders, b.at[0], b.at[1], rank(b)))
+    });
+    findings.dedup_by(|later, kept| {
+        later.members == kept.members && later.decoders == kept.decoders && later.at[..2] == kept.at[..2]
+    });
+    let pyc = |f: &StoredFinding| f.decoders.last().is_some_and(|d| d == "pyc");
+    if findings.iter().any(pyc) {
+        let pyc_rank = |f: &StoredFinding| (f.rule.starts_with("generic."), rank(f), f.at[0]);
+        findings.sort_by(|a, b| {
+            (!pyc(a), &a.members, &a.decoders, &a.secret_sha256, pyc_rank(a)).cmp(&(
+                !pyc(b),
+                &b.members,
+                &b.decoders,
+                &b.secret_sha256,
+                pyc_rank(b),
+            ))
+        });
+        findings.dedup_by(|later, kept| {
+            pyc(later)
+                && pyc(kept)
+                && later.members == kept.members
+                && later.decoders == kept.decoders
+                && later.secret_sha256 == kept.secret_sha256
+        });
     }
 }

@@ -29,6 +29,19 @@ pub(crate) struct Frame {
 /// The blobs a batch lies in, outermost first.
 pub(crate) type Chain = Arc<[Frame]>;
 
+/// Why a place gets a blob's findings without scanning it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinkKind {
+    /// The blob was scanned under this profile (or is being scanned).
+    Reuse,
+    /// The blob was scanned under the previous profile, and only rules were removed since:
+    /// its findings are recorded under this profile as they are.
+    Copy,
+    /// The findings that stand for a blob being scanned with only the added rules: `chain`
+    /// ends with the blob itself.
+    Seed,
+}
+
 /// What a worker tells the reporting thread about blobs.
 pub(crate) enum BlobEvent {
     /// A blob met at `path!members` is known (`known`) or being scanned elsewhere (`None`):
@@ -40,6 +53,7 @@ pub(crate) enum BlobEvent {
         key: BlobKey,
         size: u64,
         known: Option<Vec<StoredFinding>>,
+        kind: LinkKind,
     },
     /// A blob's scan is over; `units` batches and links were sent from inside it.
     Done {
@@ -47,6 +61,8 @@ pub(crate) enum BlobEvent {
         size: u64,
         units: u64,
         reusable: bool,
+        /// Scanned with only the rules added since the previous profile.
+        delta: bool,
     },
     /// An input's bytes are the blob `key`.
     Input {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{BlobEvent, Chain, Frame};
+use super::{BlobEvent, Chain, Frame, LinkKind};
 use crate::datastore::writer::Claims;
 use crate::datastore::{BlobKey, Known, Lookup};
 
@@ -15,6 +15,8 @@ struct Open {
     warnings_before: u64,
     /// Its key names bytes (not a streamed file's place): others may reuse it.
     by_content: bool,
+    /// Scanned with only the rules added since the previous profile.
+    delta: bool,
 }
 
 /// One worker's view of the blobs it is scanning.
@@ -26,6 +28,9 @@ pub(crate) struct Tracker {
     entered: Vec<bool>,
     chain: Option<Chain>,
     warnings: u64,
+    /// A delta plan has rules to scan with (else blobs of the previous profile are copied).
+    has_delta_rules: bool,
+    seeds: Vec<BlobEvent>,
 }
 
 /// What to do with a blob.
@@ -37,7 +42,7 @@ pub(crate) enum Decision {
 }
 
 impl Tracker {
-    pub(crate) fn new(lookup: Lookup, claims: Arc<Claims>) -> Tracker {
+    pub(crate) fn new(lookup: Lookup, claims: Arc<Claims>, has_delta_rules: bool) -> Tracker {
         Tracker {
             lookup,
             claims,
@@ -45,6 +50,8 @@ impl Tracker {
             entered: Vec::new(),
             chain: None,
             warnings: 0,
+            has_delta_rules,
+            seeds: Vec::new(),
         }
     }
 
@@ -69,52 +76,96 @@ impl Tracker {
         // A blob inside itself (a zip quine) is scanned as part of its outer copy: linking
         // it would wait for itself.
         let inside_itself = self.open.iter().any(|o| o.frame.key == key);
-        if by_content && !inside_itself {
-            let known = if self.claims.state(key).is_some() {
-                Some(None)
-            } else {
-                match self.lookup.blob(key, size) {
-                    Ok(Known::Yes(findings)) => Some(Some(findings)),
-                    Ok(Known::No) => self.claims.claim(key).map(|_| None),
-                    Err(e) => {
-                        tracing::warn!("{e}: scanning without dedup");
-                        self.entered.push(false);
-                        return Decision::Scan;
-                    }
-                }
-            };
-            if let Some(known) = known {
-                let chain = self.current_chain();
+        if !by_content {
+            self.claims.claim(key);
+            return self.open_frame(key, members.len(), size, false, false);
+        }
+        if inside_itself {
+            self.entered.push(false);
+            return Decision::Scan;
+        }
+        let link = |tracker: &mut Tracker, kind, known| {
+            let chain = tracker.current_chain();
+            tracker.entered.push(false);
+            tracker.unit();
+            Decision::Skip(BlobEvent::Link {
+                chain,
+                path: path.to_owned(),
+                members: members.to_vec(),
+                key,
+                size,
+                known,
+                kind,
+            })
+        };
+        if self.claims.state(key).is_some() {
+            return link(self, LinkKind::Reuse, None);
+        }
+        let known = match self.lookup.blob(key, size) {
+            Ok(known) => known,
+            Err(e) => {
+                tracing::warn!("{e}: scanning without dedup");
                 self.entered.push(false);
+                return Decision::Scan;
+            }
+        };
+        match known {
+            Known::Yes(findings) => link(self, LinkKind::Reuse, Some(findings)),
+            // Only rules were removed: the findings stand as they are.
+            Known::Delta(findings) if !self.has_delta_rules => link(self, LinkKind::Copy, Some(findings)),
+            Known::Delta(findings) => {
+                if self.claims.claim(key).is_some() {
+                    return link(self, LinkKind::Reuse, None);
+                }
+                let decision = self.open_frame(key, members.len(), size, true, true);
+                // The findings that stand, of its own bytes (its members' come with them);
+                // they count as one unit of the blob, and of those around it.
+                let own: Vec<_> = findings.into_iter().filter(|f| f.members.is_empty()).collect();
+                let chain = self.current_chain();
                 self.unit();
-                return Decision::Skip(BlobEvent::Link {
+                self.seeds.push(BlobEvent::Link {
                     chain,
                     path: path.to_owned(),
                     members: members.to_vec(),
                     key,
                     size,
-                    known,
+                    known: Some(own),
+                    kind: LinkKind::Seed,
                 });
+                decision
             }
-        } else if !by_content {
-            self.claims.claim(key);
-        } else {
-            self.entered.push(false);
-            return Decision::Scan;
+            Known::No => {
+                if self.claims.claim(key).is_some() {
+                    return link(self, LinkKind::Reuse, None);
+                }
+                self.open_frame(key, members.len(), size, true, false)
+            }
         }
+    }
+
+    fn open_frame(&mut self, key: BlobKey, depth: usize, size: u64, by_content: bool, delta: bool) -> Decision {
         self.open.push(Open {
-            frame: Frame {
-                key,
-                depth: members.len(),
-            },
+            frame: Frame { key, depth },
             size,
             units: 0,
             warnings_before: self.warnings,
             by_content,
+            delta,
         });
         self.entered.push(true);
         self.chain = None;
         Decision::Scan
+    }
+
+    /// Links a blob scanned with only the added rules sends for the findings that stand.
+    pub(crate) fn take_seeds(&mut self) -> Vec<BlobEvent> {
+        std::mem::take(&mut self.seeds)
+    }
+
+    /// Whether the bytes being scanned now are a blob's own, scanned with only the added rules
+    /// (streams and blobs without a frame of their own are scanned with every rule).
+    pub(crate) fn scanning_delta(&self) -> bool {
+        self.entered.last() == Some(&true) && self.open.last().is_some_and(|o| o.delta)
     }
 
     fn current_chain(&mut self) -> Chain {
@@ -137,6 +188,7 @@ impl Tracker {
             size: open.size,
             units: open.units,
             reusable: open.by_content && self.warnings == open.warnings_before,
+            delta: open.delta,
         })
     }
 
