@@ -57,6 +57,20 @@ pub enum Command {
     },
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct SuppressionArgs {
+    /// Do not report what this allowlist names (TOML: fingerprints, regexes on the secret,
+    /// path globs); may be repeated.
+    #[arg(long, value_name = "FILE", help_heading = "Suppression")]
+    pub allowlist: Vec<PathBuf>,
+    /// Do not report findings already in this report (JSON or JSON Lines from `scan`).
+    #[arg(long, value_name = "REPORT", help_heading = "Suppression")]
+    pub baseline: Option<PathBuf>,
+    /// Report secrets on lines marked `keysweep:allow` too (for scans of others' code).
+    #[arg(long, help_heading = "Suppression")]
+    pub no_inline_allow: bool,
+}
+
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// The datastore written by `scan --datastore`.
@@ -80,6 +94,8 @@ pub struct ReportArgs {
     /// Replace secrets by their hash and mask them in snippets.
     #[arg(long)]
     pub redact: bool,
+    #[command(flatten)]
+    pub suppression: SuppressionArgs,
     /// Print the datastore's totals and runs (JSON) instead of findings.
     #[arg(long)]
     pub stats: bool,
@@ -207,16 +223,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "PATH", help_heading = "Datastore")]
     pub datastore: Option<PathBuf>,
 
-    /// Do not report what this allowlist names (TOML: fingerprints, regexes on the secret,
-    /// path globs); may be repeated.
-    #[arg(long, value_name = "FILE", help_heading = "Suppression")]
-    pub allowlist: Vec<PathBuf>,
-    /// Do not report findings already in this report (JSON or JSON Lines from `scan`).
-    #[arg(long, value_name = "REPORT", help_heading = "Suppression")]
-    pub baseline: Option<PathBuf>,
-    /// Report secrets on lines marked `keysweep:allow` too (for scans of others' code).
-    #[arg(long, help_heading = "Suppression")]
-    pub no_inline_allow: bool,
+    #[command(flatten)]
+    pub suppression: SuppressionArgs,
 
     /// Report at most N findings of one rule per file; the rest are counted (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Output")]

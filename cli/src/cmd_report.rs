@@ -34,11 +34,17 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
         rules: args.rule.clone(),
         package: args.package.as_deref().map(keysweep::package::normalize_name),
     };
+    // As the scan reports: the same confidence filter, allowlist, baseline and inline allows.
+    let suppressions = crate::cmd_scan::suppressions(&args.suppression)?;
     let mut summary = Summary::default();
     sink.begin()?;
     store.for_each_finding(&filter, &mut |finding| {
         if finding.confidence < min {
             summary.findings_below_threshold += 1;
+            return Ok(true);
+        }
+        if let Some(reason) = suppressions.reason(&finding) {
+            *summary.findings_suppressed.entry(reason.as_str()).or_default() += 1;
             return Ok(true);
         }
         summary.findings += 1;

@@ -12,7 +12,7 @@ use keysweep::suppress::Suppressions;
 use keysweep::unpack::Budget;
 use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
 
-use crate::args::{ConfidenceArg, ScanArgs};
+use crate::args::{ConfidenceArg, ScanArgs, SuppressionArgs};
 use crate::rules_load::{engine, rule_set};
 
 /// Forwards findings to the format's sink, prints warnings on standard error, and draws
@@ -144,7 +144,8 @@ fn inputs(args: &ScanArgs) -> Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-fn suppressions(args: &ScanArgs) -> Result<Suppressions> {
+/// The allowlist, baseline and inline-allow choice the options name.
+pub fn suppressions(args: &SuppressionArgs) -> Result<Suppressions> {
     let mut suppressions = Suppressions::default();
     suppressions.ignore_inline = args.no_inline_allow;
     for file in &args.allowlist {
@@ -192,7 +193,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         }),
         decode_depth: if args.no_decode { 0 } else { args.max_decode_depth },
         max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
-        suppressions: Arc::new(suppressions(args)?),
+        suppressions: Arc::new(suppressions(&args.suppression)?),
         cancel: Arc::clone(&cancel),
         count_ahead: false,
         datastore: args
@@ -297,6 +298,12 @@ fn summary_text(s: &Summary) -> String {
             s.blobs_reused,
             s.bytes_reused as f64 / 1e6
         ));
+        if s.blobs_scanned_twice > 0 {
+            text.push_str(&format!(
+                ", {} scanned twice (two workers met them at once)",
+                s.blobs_scanned_twice
+            ));
+        }
         if s.blobs_delta_scanned > 0 {
             text.push_str(&format!(", {} scanned with only the new rules", s.blobs_delta_scanned));
         }

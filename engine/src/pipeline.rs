@@ -13,7 +13,7 @@ use crossbeam::channel::{bounded, Receiver, Sender};
 
 use crate::datastore::writer::{Claims, Record};
 use crate::datastore::{BlobKey, Datastore, Lookup, Profile, RunCounters};
-use crate::dedup::{BlobEvent, Chain, Decision, Ledger, Tracker};
+use crate::dedup::{BlobEvent, BlobName, Chain, Decision, Ledger, Tracker};
 use crate::enumerate::{io_warning, walk, warning, Enumerated, FileJob, Filters};
 use crate::finding::Finding;
 use crate::load::{open, LoadPolicy, Loaded};
@@ -79,6 +79,8 @@ enum Event {
     /// A batch confirmed; with a datastore, every batch reports (its chain waits for it).
     Findings(Vec<Finding>, Option<Chain>),
     Blob(BlobEvent),
+    /// Blobs scanned again because another worker was scanning them at the same moment.
+    ScannedTwice(u64),
     /// An input unchanged since an earlier run: not read.
     Unchanged {
         bytes: u64,
@@ -302,6 +304,10 @@ struct MemberScanner<'a> {
     tracker: Option<&'a mut Tracker>,
 }
 
+/// Members smaller than this are scanned as part of what holds them, not deduplicated: a
+/// lookup and a record cost more than scanning a few kilobytes again.
+const DEDUP_MIN_BYTES: usize = 4096;
+
 /// A scanner of the rules added since the previous profile.
 struct DeltaScanner {
     scanner: Scanner,
@@ -394,8 +400,19 @@ impl Visitor for MemberScanner<'_> {
         let Some(tracker) = self.tracker.as_deref_mut() else {
             return true;
         };
-        let key = BlobKey::of(data);
-        let decision = tracker.enter(&provenance.path, &provenance.members, key, data.len() as u64, true);
+        // Below this size a member is cheaper to scan than to look up and record: it is
+        // scanned as part of what holds it.
+        if data.len() < DEDUP_MIN_BYTES {
+            tracker.enter_unframed();
+            return true;
+        }
+        let key = BlobKey::of(data, &crate::unpack::name_salt(provenance, data));
+        let (decision, _) = tracker.enter(
+            &provenance.path,
+            &provenance.members,
+            BlobName::Content(key),
+            data.len() as u64,
+        );
         send_seeds(Some(tracker), self.events);
         match decision {
             Decision::Scan => true,
@@ -442,25 +459,22 @@ impl Worker {
             Err(e) => return warn(io_warning(&job.path, &e)),
         };
         let provenance = Provenance::file(display.clone());
-        // The file itself is a blob: by its bytes when they are at hand, else by its place.
-        let (key, by_content) = match &loaded {
-            Loaded::Buffered => (BlobKey::of(&self.buf), true),
-            Loaded::Mapped(map) => (BlobKey::of(map), true),
-            Loaded::Streamed(_) => (BlobKey::of_place(&display, listed_len, job.mtime_ns), false),
-        };
-        let size = match &loaded {
-            Loaded::Buffered => self.buf.len() as u64,
-            Loaded::Mapped(map) => map.len() as u64,
-            Loaded::Streamed(_) => listed_len,
-        };
         if let Some(tracker) = self.tracker.as_mut() {
+            // The file itself is a blob: by its bytes when they are at hand, else by its place.
+            let salted =
+                |data: &[u8]| BlobName::Content(BlobKey::of(data, &crate::unpack::name_salt(&provenance, data)));
+            let (name, size) = match &loaded {
+                Loaded::Buffered => (salted(&self.buf), self.buf.len() as u64),
+                Loaded::Mapped(map) => (salted(map), map.len() as u64),
+                Loaded::Streamed(_) => (BlobName::Place { mtime_ns: job.mtime_ns }, listed_len),
+            };
+            let (decision, key) = tracker.enter(&display, &[], name, size);
             let input = BlobEvent::Input {
                 path: display.clone(),
                 size: listed_len,
                 mtime_ns: job.mtime_ns,
                 key,
             };
-            let decision = tracker.enter(&display, &[], key, size, by_content);
             send_seeds(Some(tracker), events);
             match decision {
                 Decision::Scan => {
@@ -476,6 +490,10 @@ impl Worker {
                 }
             }
             let _ = events.send(Event::Blob(input));
+            let twice = self.tracker.as_mut().map_or(0, Tracker::take_scanned_twice);
+            if twice > 0 {
+                let _ = events.send(Event::ScannedTwice(twice));
+            }
         } else {
             self.scan_loaded(job, loaded, listed_len, &provenance, events, batches);
         }
@@ -672,7 +690,11 @@ pub(crate) fn run(
             tracker,
         });
     }
-    let mut ledger = store.as_ref().map(|(_, _, _, plan)| {
+    let mut ledger = match &store {
+        Some((store, profile, _, plan)) => Some((Lookup::new(store, *profile, plan.clone())?, plan)),
+        None => None,
+    }
+    .map(|(lookup, plan)| {
         let rule_order = plan.as_ref().map(|_| {
             engine
                 .rules
@@ -687,6 +709,7 @@ pub(crate) fn run(
             record_tx.clone(),
             options.max_findings_per_file_and_rule.unwrap_or(u64::MAX),
             rule_order,
+            lookup,
         )
     });
 
@@ -814,7 +837,7 @@ pub(crate) fn run(
             }
         }
         if !stopped {
-            if let Err(e) = reporter.finish_ledger(sink) {
+            if let Err(e) = reporter.finish_ledger(sink, stop.load(Ordering::Relaxed)) {
                 sink_error = Some(e);
             }
         }
@@ -826,6 +849,7 @@ pub(crate) fn run(
                 files_unchanged: s.files_unchanged,
                 blobs_scanned: ledger.counters.blobs_scanned,
                 blobs_delta_scanned: ledger.counters.blobs_delta_scanned,
+                blobs_scanned_twice: s.blobs_scanned_twice,
                 blobs_reused: ledger.counters.blobs_reused,
                 bytes_reused: ledger.counters.bytes_reused,
                 bytes_scanned: s.bytes_scanned,
@@ -840,19 +864,20 @@ pub(crate) fn run(
             match writer.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => store_error = Some(e),
-                Err(_) => store_error = None,
+                Err(_) => store_error = store.as_ref().map(|s| s.0.writer_stopped()),
             }
         }
     });
-    if let Some(e) = store_error {
-        return Err(e.into());
-    }
     summary.elapsed = started.elapsed();
     summary.interrupted = stop.load(Ordering::Relaxed) && sink_error.is_none();
     if let Some(e) = sink_error {
         return Err(Error::Sink(e));
     }
+    // The report is whole even when the datastore failed: what was found is not lost.
     sink.finish(&summary).map_err(Error::Sink)?;
+    if let Some(e) = store_error {
+        return Err(e.into());
+    }
     Ok(summary)
 }
 
@@ -921,18 +946,17 @@ impl Reporter<'_> {
         Ok(true)
     }
 
-    /// Places linked to blobs that never finished get what was found in them.
-    fn finish_ledger(&mut self, sink: &mut dyn Sink) -> std::io::Result<()> {
-        let mut linked = Vec::new();
+    /// Blobs that never finished (the run was stopped) are counted with a warning.
+    fn finish_ledger(&mut self, sink: &mut dyn Sink, interrupted: bool) -> std::io::Result<()> {
         let Some(ledger) = self.ledger.as_deref_mut() else {
             return Ok(());
         };
-        let unfinished = ledger.finish(&mut linked);
+        let unfinished = ledger.finish();
         self.summary.blobs_scanned = ledger.counters.blobs_scanned;
         self.summary.blobs_delta_scanned = ledger.counters.blobs_delta_scanned;
         self.summary.blobs_reused = ledger.counters.blobs_reused;
         self.summary.bytes_reused = ledger.counters.bytes_reused;
-        if unfinished > 0 {
+        if unfinished > 0 && !interrupted {
             let w = Warning {
                 kind: WarningKind::Unreadable,
                 path: String::new(),
@@ -941,25 +965,24 @@ impl Reporter<'_> {
             *self.summary.warnings.entry(w.kind.as_str()).or_default() += 1;
             sink.warning(&w)?;
         }
-        self.report(&linked, sink).map(|_| ())
+        Ok(())
     }
 
     fn reduce(&mut self, event: Event, sink: &mut dyn Sink) -> std::io::Result<bool> {
         match event {
             Event::Findings(findings, chain) => {
+                let mut linked = Vec::new();
                 if let (Some(chain), Some(ledger)) = (&chain, self.ledger.as_deref_mut()) {
-                    let mut linked = Vec::new();
-                    ledger.confirmed(&findings, chain, &mut linked);
-                    if !self.report(&linked, sink)? {
-                        return Ok(false);
-                    }
+                    ledger.confirmed(&findings, chain);
+                    linked = ledger.take_linked();
                 }
-                return self.report(&findings, sink);
+                return Ok(self.report(&findings, sink)? && self.report(&linked, sink)?);
             }
             Event::Blob(event) => {
                 let mut linked = Vec::new();
                 if let Some(ledger) = self.ledger.as_deref_mut() {
-                    ledger.event(event, &mut linked);
+                    ledger.event(event);
+                    linked = ledger.take_linked();
                     self.summary.blobs_scanned = ledger.counters.blobs_scanned;
                     self.summary.blobs_delta_scanned = ledger.counters.blobs_delta_scanned;
                     self.summary.blobs_reused = ledger.counters.blobs_reused;
@@ -976,6 +999,7 @@ impl Reporter<'_> {
                 summary.files_unchanged += 1;
                 summary.bytes_unchanged += bytes;
             }
+            Event::ScannedTwice(n) => summary.blobs_scanned_twice += n,
             Event::Warning(w) => {
                 *summary.warnings.entry(w.kind.as_str()).or_default() += 1;
                 sink.warning(&w)?;

@@ -107,7 +107,10 @@ fn two_versions_of_a_package_share_their_files_and_scan_them_once() {
     let mut shared = serde_json::Map::new();
     for i in 0..10 {
         let secret = (i == 3).then_some(shared_token.as_str());
-        shared.insert(format!("demo/mod{i}.py"), module(&format!("mod{i}"), 40, secret).into());
+        shared.insert(
+            format!("demo/mod{i}.py"),
+            module(&format!("mod{i}"), 120, secret).into(),
+        );
     }
     let release = |version: &str, prefix: &str, extra: &[(&str, String)]| {
         let mut members = serde_json::Map::new();
@@ -127,11 +130,11 @@ fn two_versions_of_a_package_share_their_files_and_scan_them_once() {
         "demo-1.0-py3-none-any.whl": release("1.0", "", &[("demo-1.0.dist-info/METADATA", "Name: demo\nVersion: 1.0\n".into())]),
         "demo-1.1-py3-none-any.whl": release("1.1", "", &[
             ("demo-1.1.dist-info/METADATA", "Name: demo\nVersion: 1.1\n".into()),
-            ("demo/client.py", module("client", 30, Some(&new_token))),
+            ("demo/client.py", module("client", 100, Some(&new_token))),
         ]),
         "demo-1.1.tar.gz": release("1.1", "demo-1.1/", &[
             ("PKG-INFO", "Name: demo\nVersion: 1.1\n".into()),
-            ("demo/client.py", module("client", 30, Some(&new_token))),
+            ("demo/client.py", module("client", 100, Some(&new_token))),
         ]),
     });
     build_archives(&releases, &spec);
@@ -143,11 +146,15 @@ fn two_versions_of_a_package_share_their_files_and_scan_them_once() {
     .expect("copy");
 
     // Expected counts from the artefacts themselves: distinct blobs are the distinct member
-    // texts plus the distinct files; everything else is a reuse.
+    // texts plus the distinct files; everything else is a reuse. Members under 4 KiB are
+    // scanned as part of their archive, not deduplicated.
     let mut member_texts: Vec<String> = Vec::new();
     for members in spec.as_object().expect("spec").values() {
         for text in members.as_object().expect("members").values() {
-            member_texts.push(text.as_str().expect("text").to_owned());
+            let text = text.as_str().expect("text");
+            if text.len() >= 4096 {
+                member_texts.push(text.to_owned());
+            }
         }
     }
     // Places met: the four files and the members of all but the copy (whose file is reused
@@ -161,10 +168,13 @@ fn two_versions_of_a_package_share_their_files_and_scan_them_once() {
     let out = scan_into(&db, &[&releases], &[]);
     let first = last_run(&db);
     assert_eq!(first["blobs_scanned"], distinct, "{first}");
+    // Every place met is scanned, reused, or scanned again as part of its archive because the
+    // other worker was scanning the same bytes at that moment.
+    let count = |k: &str| first[k].as_u64().unwrap_or(0);
     assert_eq!(
-        first["blobs_scanned"].as_u64().unwrap_or(0) + first["blobs_reused"].as_u64().unwrap_or(0),
+        count("blobs_scanned") + count("blobs_reused") + count("blobs_scanned_twice"),
         occurrences,
-        "every place met is scanned or reused: {first}"
+        "{first}"
     );
     let totals = &stats(&db)["totals"];
     assert_eq!(totals["blobs"], distinct, "{totals}");
@@ -479,11 +489,13 @@ fn an_added_rule_scans_alone_and_a_removed_rule_rescans_only_what_it_hid() {
         fs::write(tree.join(format!("order{i}.txt")), text).expect("write");
     }
     fs::write(tree.join("plain.txt"), "nothing to see\n").expect("write");
+    // Members of 4 KiB and more are blobs of their own.
+    let padding = "# padding\n".repeat(500);
     build_archives(
         &tree,
         &serde_json::json!({"bundle-1.0-py3-none-any.whl": {
-            "bundle/ticket.txt": format!("ACME-9999-{}\n", tickets[6]),
-            "bundle/order.txt": format!("ORDER-{}\n", orders[3]),
+            "bundle/ticket.txt": format!("{padding}ACME-9999-{}\n", tickets[6]),
+            "bundle/order.txt": format!("{padding}ORDER-{}\n", orders[3]),
         }}),
     );
     // `acme.ticket` and the vaguer `acme.code` confirm the same bytes; the first wins them.
@@ -541,4 +553,123 @@ fn an_added_rule_scans_alone_and_a_removed_rule_rescans_only_what_it_hid() {
     assert_eq!(run["blobs_reused"], 5, "{run}");
     assert_eq!(report_lines(&db, &[]), fresh(&removed));
     assert_eq!(report_lines(&db, &["--rule", "acme.code"]).len(), 7);
+}
+
+#[test]
+fn the_same_bytes_under_names_that_select_other_views_are_other_blobs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("src");
+    fs::create_dir(&tree).expect("mkdir");
+    let mut s = Secrets::new();
+    let token = s.github_classic("ghp_");
+    // A token split over two literals is joined by the `concat` view, which only source
+    // files get: the `.py` has a finding, the `.txt` with the same bytes has none.
+    let (head, tail) = token.split_at(20);
+    let text = format!("TOKEN = (\n    \"{head}\"\n    \"{tail}\"\n)\n");
+    fs::write(tree.join("a_notes.txt"), &text).expect("write");
+    fs::write(tree.join("z_settings.py"), &text).expect("write");
+    // A gzip stream's member is named after it: copies under two names keep their own names.
+    python(
+        &tree,
+        "import gzip,sys; open('a_env.txt.gz','wb').write(gzip.compress(open(sys.argv[1]).read().encode(), mtime=0))",
+        &[tree.join("z_settings.py").to_str().expect("utf-8")],
+    );
+    fs::copy(tree.join("a_env.txt.gz"), tree.join("b_conf.py.gz")).expect("copy");
+    let plain = {
+        let mut cmd = keysweep();
+        cmd.args([
+            "scan",
+            "-q",
+            "--exit-zero",
+            "-j",
+            "1",
+            "-f",
+            "jsonl",
+            "--confidence",
+            "low",
+        ])
+        .arg(&tree);
+        let mut lines: Vec<String> = crate::util::jsonl(&run(cmd))
+            .iter()
+            .map(|f| format!("{} {}", f["location"]["path"], f["location"]["members"]))
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert!(plain.iter().any(|l| l.contains("z_settings.py")), "{plain:?}");
+    assert!(
+        plain
+            .iter()
+            .any(|l| l.contains("b_conf.py.gz") && l.contains("b_conf.py")),
+        "{plain:?}"
+    );
+    let db = dir.path().join("scan.db");
+    scan_into(&db, &[&tree], &["-j", "1"]);
+    let mut stored: Vec<String> = report_lines(&db, &[])
+        .iter()
+        .map(|l| {
+            let f: serde_json::Value = serde_json::from_str(l).expect("json");
+            format!("{} {}", f["location"]["path"], f["location"]["members"])
+        })
+        .collect();
+    stored.sort();
+    assert_eq!(stored, plain);
+}
+
+#[test]
+fn a_blob_cut_short_by_its_file_budget_is_not_reused_where_it_fits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("src");
+    fs::create_dir(&tree).expect("mkdir");
+    let mut s = Secrets::new();
+    let token = s.github_classic("ghp_");
+    // a_outer.zip holds deep.zip > middle.zip > inner.zip > secret.txt, then middle.zip
+    // itself; b_copy.zip is a copy of middle.zip. With --max-depth 3, inner.zip is opened
+    // where middle.zip sits at depth 1 or 0, not where it sits at depth 2: that first scan of
+    // middle.zip is cut short and must not stand for the others. (Incompressible padding
+    // keeps middle.zip over the 4 KiB below which members are not deduplicated.)
+    let padding = "# padding\n".repeat(500);
+    python(
+        &tree,
+        "import io, sys, zipfile\n\
+def z(entries):\n    b = io.BytesIO()\n    with zipfile.ZipFile(b, 'w', zipfile.ZIP_DEFLATED) as f:\n        for n, d in entries: f.writestr(n, d)\n    return b.getvalue()\n\
+inner = z([('secret.txt', sys.argv[1] + sys.argv[2])])\n\
+import base64, os\n\
+middle = z([('inner.zip', inner), ('pad.txt', base64.b64encode(os.urandom(9000)))])\n\
+open('a_outer.zip', 'wb').write(z([('deep.zip', z([('middle.zip', middle)])), ('middle.zip', middle)]))\n\
+open('b_copy.zip', 'wb').write(middle)\n",
+        &[&padding, &format!("TOKEN = '{token}'\n")],
+    );
+    let scan = |extra: &[&str]| {
+        let mut cmd = keysweep();
+        cmd.args(["scan", "-q", "--exit-zero", "--max-depth", "3", "-f", "jsonl"])
+            .args(extra)
+            .arg(&tree);
+        crate::util::jsonl(&run(cmd)).len()
+    };
+    let plain = scan(&[]);
+    assert_eq!(plain, 2, "found in b_copy.zip and a_outer.zip!middle.zip");
+    for jobs in ["1", "2"] {
+        let db = dir.path().join(format!("scan{jobs}.db"));
+        let with_store = {
+            let mut cmd = keysweep();
+            cmd.args([
+                "scan",
+                "-q",
+                "--exit-zero",
+                "--max-depth",
+                "3",
+                "-f",
+                "jsonl",
+                "-j",
+                jobs,
+                "--datastore",
+            ])
+            .arg(&db)
+            .arg(&tree);
+            crate::util::jsonl(&run(cmd)).len()
+        };
+        assert_eq!(with_store, plain, "-j {jobs}");
+        assert_eq!(report_lines(&db, &[]).len(), plain, "-j {jobs}");
+    }
 }

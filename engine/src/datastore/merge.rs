@@ -29,15 +29,26 @@ pub(super) fn absorb(store: &Datastore, other: &std::path::Path) -> Result<(), D
             SELECT f.blob, pm.new, f.seq, f.rule, f.secret_sha256, f.body FROM src.finding f
             JOIN profile_map pm ON pm.old = f.profile
             WHERE (f.blob, pm.new) IN (SELECT key, profile FROM new_blob);
-        CREATE TEMP TABLE run_map AS
-            SELECT id AS old, id + (SELECT coalesce(max(id), 0) FROM main.run) AS new FROM src.run;
+        -- A run both hold (the same datastore merged twice) is kept once.
+        CREATE TEMP TABLE run_map(old INTEGER PRIMARY KEY, new INTEGER);
+        INSERT INTO run_map
+            SELECT r.id, (SELECT m.id FROM main.run m WHERE m.started = r.started AND m.profile = pm.new)
+            FROM src.run r JOIN profile_map pm ON pm.old = r.profile;
+        UPDATE run_map SET new = old + (SELECT coalesce(max(id), 0) FROM main.run) WHERE new IS NULL;
         INSERT INTO main.run(id, profile, started, finished, interrupted, counters)
             SELECT rm.new, pm.new, r.started, r.finished, r.interrupted, r.counters FROM src.run r
-            JOIN run_map rm ON rm.old = r.id JOIN profile_map pm ON pm.old = r.profile;
+            JOIN run_map rm ON rm.old = r.id JOIN profile_map pm ON pm.old = r.profile
+            WHERE rm.new NOT IN (SELECT id FROM main.run);
+        -- A path both hold keeps the row of the run that started last.
         INSERT OR REPLACE INTO main.input(path, size, mtime_ns, blob, profile, package, run)
             SELECT i.path, i.size, i.mtime_ns, i.blob, pm.new, i.package, rm.new FROM src.input i
-            JOIN profile_map pm ON pm.old = i.profile LEFT JOIN run_map rm ON rm.old = i.run
-            WHERE NOT EXISTS (SELECT 1 FROM main.input m WHERE m.path = i.path AND m.run > rm.new);
+            JOIN profile_map pm ON pm.old = i.profile
+            LEFT JOIN run_map rm ON rm.old = i.run
+            LEFT JOIN src.run sr ON sr.id = i.run
+            WHERE NOT EXISTS (
+                SELECT 1 FROM main.input m JOIN main.run mr ON mr.id = m.run
+                WHERE m.path = i.path AND mr.started > coalesce(sr.started, 0)
+            );
         DROP TABLE profile_map; DROP TABLE new_blob; DROP TABLE run_map;
         ",
     )

@@ -48,6 +48,12 @@ pub enum DatastoreError {
         /// The version this build writes.
         expected: u32,
     },
+    /// The writer thread stopped unexpectedly: what it had not committed is lost (rerun).
+    #[error("datastore {path}: the writer stopped; rerun to record what this run scanned")]
+    WriterStopped {
+        /// The database file.
+        path: PathBuf,
+    },
     /// A stored finding could not be read back.
     #[error("datastore {path}: a stored finding is damaged: {message}")]
     Damaged {
@@ -198,16 +204,20 @@ pub struct DeltaPlan {
 pub struct BlobKey(pub u128);
 
 impl BlobKey {
-    /// The key of `bytes`.
-    pub fn of(bytes: &[u8]) -> BlobKey {
-        BlobKey(xxhash_rust::xxh3::xxh3_128_with_seed(bytes, bytes.len() as u64))
+    /// The key of `bytes` found under a name that decides `salt` (see
+    /// [`crate::unpack::name_salt`]): the same bytes under a name that selects other views
+    /// are another blob.
+    pub fn of(bytes: &[u8], salt: &str) -> BlobKey {
+        let seed = (bytes.len() as u64) ^ xxhash_rust::xxh3::xxh3_64(salt.as_bytes()).rotate_left(17);
+        BlobKey(xxhash_rust::xxh3::xxh3_128_with_seed(bytes, seed))
     }
 
-    /// A key for an input whose bytes were streamed, not held: it names the file (path,
-    /// size, mtime), not its content, and is never reused for other places.
-    pub fn of_place(path: &str, size: u64, mtime_ns: Option<i64>) -> BlobKey {
-        let mut text = format!("place\0{path}\0{size}\0").into_bytes();
+    /// A key for an input whose bytes were streamed, not held: it names this one scan of the
+    /// file (`scan` is unique in the run), not its content, and is never reused.
+    pub fn of_place(path: &str, size: u64, mtime_ns: Option<i64>, scan: u64) -> BlobKey {
+        let mut text = format!("place\0{path}\0{size}\0{scan}\0").into_bytes();
         text.extend_from_slice(&mtime_ns.unwrap_or(-1).to_le_bytes());
+        text.extend_from_slice(&now_secs().to_le_bytes());
         BlobKey(!xxhash_rust::xxh3::xxh3_128(&text))
     }
 
@@ -228,6 +238,9 @@ pub struct RunCounters {
     /// Blobs scanned with only the rules added since the previous profile.
     #[serde(default)]
     pub blobs_delta_scanned: u64,
+    /// Blobs scanned again because another worker was scanning the same bytes at that moment.
+    #[serde(default)]
+    pub blobs_scanned_twice: u64,
     /// Blobs not scanned because the same bytes were scanned before, in this run or an earlier one.
     pub blobs_reused: u64,
     /// Bytes of the reused blobs.
@@ -332,6 +345,12 @@ impl Datastore {
         }
     }
 
+    pub(crate) fn writer_stopped(&self) -> DatastoreError {
+        DatastoreError::WriterStopped {
+            path: self.path.clone(),
+        }
+    }
+
     fn layout_error(&self, found: Option<String>) -> DatastoreError {
         DatastoreError::Layout {
             path: self.path.clone(),
@@ -355,6 +374,10 @@ impl Datastore {
                 .map_err(|e| self.error(e))?;
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.error(e))?;
+        // Blob keys are random: a lookup or insert touches pages all over the table, so each
+        // connection keeps more of them than SQLite's default 2 MB.
+        conn.pragma_update(None, "cache_size", -65536)
             .map_err(|e| self.error(e))?;
         Ok(conn)
     }
@@ -600,7 +623,7 @@ impl Lookup {
         let bodies = stmt
             .query_map(params![key.bytes(), profile], |r| r.get::<_, String>(0))
             .map_err(|e| self.error(e))?;
-        let mut findings = Vec::with_capacity(count as usize);
+        let mut findings = Vec::with_capacity(count.clamp(0, 1024) as usize);
         for body in bodies {
             let body = body.map_err(|e| self.error(e))?;
             match serde_json::from_str(&body) {
@@ -613,12 +636,26 @@ impl Lookup {
     }
 }
 
-/// Whether a path names its content: a directory of 32 or more hex digits, as a
-/// content-addressed mirror lays files out (`…/<hash>/name-1.0.tar.gz`).
+/// Whether a path names its content, as a content-addressed mirror lays files out:
+/// `…/ab/cd/<hash>/name-1.0.tar.gz`, the parent a hash of 32 or more hex digits under two
+/// directories of two, which are its first digits. Only that layout counts: a hex directory
+/// elsewhere (a container layer, a checkout named by commit) says nothing of its files.
 pub fn names_its_content(path: &str) -> bool {
     let mut parts = path.rsplit('/');
     parts.next();
-    parts.any(|dir| dir.len() >= 32 && dir.bytes().all(|b| b.is_ascii_hexdigit()))
+    let (Some(hash), Some(second), Some(first)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    hash.len() >= 32
+        && hex(hash)
+        && first.len() == 2
+        && second.len() == 2
+        && hex(first)
+        && hex(second)
+        && hash
+            .to_ascii_lowercase()
+            .starts_with(&format!("{first}{second}").to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -627,18 +664,24 @@ mod tests {
 
     #[test]
     fn content_addressed_paths() {
-        let h = "4f1c".repeat(15);
+        let h = "4f1c".repeat(16);
         assert!(names_its_content(&format!("mirror/packages/4f/1c/{h}/pkg-1.0.tar.gz")));
+        assert!(!names_its_content(&format!("mirror/packages/4f/1d/{h}/pkg-1.0.tar.gz")));
         assert!(!names_its_content("mirror/packages/pkg-1.0.tar.gz"));
+        assert!(!names_its_content(&format!("overlay2/{h}/diff/app/settings.py")));
         assert!(!names_its_content(&h));
     }
 
     #[test]
     fn blob_keys_depend_on_every_byte_and_the_length() {
-        assert_ne!(BlobKey::of(b"abc"), BlobKey::of(b"abd"));
-        assert_ne!(BlobKey::of(b""), BlobKey::of(b"\0"));
-        assert_eq!(BlobKey::of(b"same"), BlobKey::of(b"same"));
-        assert_ne!(BlobKey::of_place("a", 1, Some(2)), BlobKey::of_place("a", 1, Some(3)));
+        assert_ne!(BlobKey::of(b"abc", ""), BlobKey::of(b"abd", ""));
+        assert_ne!(BlobKey::of(b"", ""), BlobKey::of(b"\0", ""));
+        assert_eq!(BlobKey::of(b"same", "Source"), BlobKey::of(b"same", "Source"));
+        assert_ne!(BlobKey::of(b"same", "Source"), BlobKey::of(b"same", "Other"));
+        assert_ne!(
+            BlobKey::of_place("a", 1, Some(2), 0),
+            BlobKey::of_place("a", 1, Some(2), 1)
+        );
     }
 
     #[test]

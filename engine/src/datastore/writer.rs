@@ -3,11 +3,12 @@
 //! kill loses at most the last batch, which the next run simply scans again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam::channel::Receiver;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{now_secs, BlobKey, Datastore, DatastoreError, RunCounters, StoredFinding};
 
@@ -34,57 +35,86 @@ pub(crate) enum Record {
     Finish { counters: RunCounters, interrupted: bool },
 }
 
-/// Blobs claimed by this run and not yet committed: a worker that meets one of them again
-/// links to it instead of scanning it. A claim is in flight until the reporting thread has
-/// all its findings, then done; committed blobs leave the map (workers then find them in the
-/// datastore), so it holds only what is in flight or in the writer's queue.
+/// Blobs claimed by this run and not yet committed. A worker that meets a blob already
+/// scanned links to it instead of scanning it; one still being scanned elsewhere it scans
+/// again as part of what holds it, since the other scan may turn out cut short by a budget of
+/// the file it sits in (a file waits for the same file, whose scan is the same as its own).
+/// Committed blobs leave the map (the workers then find them in the datastore), so it holds
+/// only what is in flight or queued.
 #[derive(Default)]
 pub(crate) struct Claims {
     keys: Mutex<HashMap<BlobKey, ClaimState>>,
+    scans: AtomicU64,
 }
 
 /// Where a claimed blob is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum ClaimState {
-    /// Being scanned.
-    InFlight,
-    /// Scanned; waiting to be committed.
-    Done,
+    /// Being scanned; `top`: as a file of its own.
+    InFlight { top: bool },
+    /// Its scan is over (the reporting thread may still wait for batches); `reusable`: not
+    /// cut short; `top`: it was scanned as a file of its own.
+    Left { reusable: bool, top: bool },
+    /// Scanned and gathered, waiting to be committed: its findings.
+    Done(Arc<Vec<StoredFinding>>),
 }
 
 impl Claims {
-    /// Claims `key`; `None` when it was free (and is now in flight), else its state.
-    pub(crate) fn claim(&self, key: BlobKey) -> Option<ClaimState> {
+    /// Claims `key` (`top`: for a file of its own); `None` when it was free (and is now in
+    /// flight), else its state.
+    pub(crate) fn claim(&self, key: BlobKey, top: bool) -> Option<ClaimState> {
         let Ok(mut keys) = self.keys.lock() else {
-            return Some(ClaimState::Done);
+            return Some(ClaimState::InFlight { top: false });
         };
         match keys.entry(key) {
-            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.get().clone()),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(ClaimState::InFlight);
+                e.insert(ClaimState::InFlight { top });
                 None
+            }
+        }
+    }
+
+    /// The scan of `key` is over.
+    pub(crate) fn left(&self, key: BlobKey, reusable: bool) {
+        if let Ok(mut keys) = self.keys.lock() {
+            if let Some(state @ ClaimState::InFlight { .. }) = keys.get_mut(&key) {
+                let top = matches!(state, ClaimState::InFlight { top: true });
+                *state = ClaimState::Left { reusable, top };
             }
         }
     }
 
     /// The state of `key`, if claimed and not committed.
     pub(crate) fn state(&self, key: BlobKey) -> Option<ClaimState> {
-        self.keys.lock().ok().and_then(|k| k.get(&key).copied())
+        self.keys.lock().ok().and_then(|k| k.get(&key).cloned())
     }
 
-    /// Marks `key` scanned.
-    pub(crate) fn done(&self, key: BlobKey) {
+    /// Marks `key` scanned, with its findings.
+    pub(crate) fn done(&self, key: BlobKey, findings: Arc<Vec<StoredFinding>>) {
         if let Ok(mut keys) = self.keys.lock() {
-            if let Some(state) = keys.get_mut(&key) {
-                *state = ClaimState::Done;
-            }
+            keys.insert(key, ClaimState::Done(findings));
         }
+    }
+
+    /// Drops the claim on `key` at once: its scan is not to be reused.
+    pub(crate) fn drop_claim(&self, key: BlobKey) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.remove(&key);
+        }
+    }
+
+    /// A number unique in the run, for keys that name one scan of a place.
+    pub(crate) fn next_scan(&self) -> u64 {
+        self.scans.fetch_add(1, Ordering::Relaxed)
     }
 
     fn release(&self, keys: &[BlobKey]) {
         if let Ok(mut set) = self.keys.lock() {
             for k in keys {
-                set.remove(k);
+                if matches!(set.get(k), Some(ClaimState::Done(_))) {
+                    set.remove(k);
+                }
             }
         }
     }
@@ -156,8 +186,15 @@ fn write_one(tx: &Connection, profile: i64, run: i64, record: Record, keys: &mut
             findings,
         } => {
             let k = key.bytes();
-            // An older row of the same blob (a damaged one, or one not reusable) is replaced
-            // with its findings, so a blob's rows always come from one scan.
+            // A reusable row is never replaced by one that is not (a scan cut short elsewhere);
+            // otherwise the older row goes with its findings, so a blob's rows come from one scan.
+            let existing: Option<bool> = tx
+                .prepare_cached("SELECT reusable FROM blob WHERE key = ?1 AND profile = ?2")?
+                .query_row(params![k, profile], |r| r.get(0))
+                .optional()?;
+            if existing == Some(true) && !reusable {
+                return Ok(());
+            }
             tx.prepare_cached("DELETE FROM finding WHERE blob = ?1 AND profile = ?2")?
                 .execute(params![k, profile])?;
             tx.prepare_cached(

@@ -10,7 +10,7 @@ use crossbeam::channel::Sender;
 
 use super::{BlobEvent, Chain, LinkKind};
 use crate::datastore::writer::{ClaimState, Claims, Record};
-use crate::datastore::{BlobKey, StoredFinding};
+use crate::datastore::{BlobKey, Known, Lookup, StoredFinding};
 use crate::finding::Finding;
 use crate::package::parse_filename;
 
@@ -33,11 +33,11 @@ struct Pending {
     size: u64,
     reusable: bool,
     findings: Vec<StoredFinding>,
-    /// Findings kept per place inside it and rule: a hostile blob must not fill memory.
-    per_place: HashMap<String, u64>,
-    over_cap: u64,
-    waiters: Vec<Waiter>,
+    /// A file, not a member.
+    top: bool,
     inputs: Vec<InputRecord>,
+    /// Places linked to it while it was being gathered.
+    waiters: Vec<Waiter>,
 }
 
 /// Counters of dedup in one run.
@@ -53,13 +53,14 @@ pub(crate) struct Ledger {
     claims: Arc<Claims>,
     records: Sender<Record>,
     pending: HashMap<BlobKey, Pending>,
-    /// This run's finished blobs that hold findings (few), for links that arrive late.
-    done: HashMap<BlobKey, Arc<Vec<StoredFinding>>>,
     cap: u64,
     /// With a delta plan: each rule's place in the rule set. A blob's findings then come
     /// from two scans (the rules that stand, the added ones), and at most one per place and
     /// secret range is kept, as one scan with every rule would.
     rule_order: Option<HashMap<String, usize>>,
+    /// Reads back blobs committed while a link to them was on its way.
+    lookup: Lookup,
+    linked: Vec<Finding>,
     pub counters: DedupCounters,
 }
 
@@ -69,14 +70,16 @@ impl Ledger {
         records: Sender<Record>,
         cap: u64,
         rule_order: Option<HashMap<String, usize>>,
+        lookup: Lookup,
     ) -> Ledger {
         Ledger {
             claims,
             records,
             pending: HashMap::new(),
-            done: HashMap::new(),
             cap,
             rule_order,
+            lookup,
+            linked: Vec::new(),
             counters: DedupCounters::default(),
         }
     }
@@ -89,22 +92,21 @@ impl Ledger {
     }
 
     /// A batch of `chain`'s innermost blob was confirmed (its findings may be none).
-    pub(crate) fn confirmed(&mut self, findings: &[Finding], chain: &Chain, report: &mut Vec<Finding>) {
+    pub(crate) fn confirmed(&mut self, findings: &[Finding], chain: &Chain) {
         for frame in chain.iter() {
-            let cap = self.cap;
             let p = self.pending(frame.key);
             for f in findings {
-                p.keep(StoredFinding::relative(f, frame.depth), cap);
+                p.keep(StoredFinding::relative(f, frame.depth));
             }
             p.received += 1;
         }
         for frame in chain.iter().rev() {
-            self.complete_if_ready(frame.key, report);
+            self.complete_if_ready(frame.key);
         }
     }
 
     /// A worker's news about blobs; findings of linked places go to `report`.
-    pub(crate) fn event(&mut self, event: BlobEvent, report: &mut Vec<Finding>) {
+    pub(crate) fn event(&mut self, event: BlobEvent) {
         match event {
             BlobEvent::Done {
                 key,
@@ -112,6 +114,7 @@ impl Ledger {
                 units,
                 reusable,
                 delta,
+                top,
             } => {
                 if delta {
                     self.counters.blobs_delta_scanned += 1;
@@ -122,7 +125,8 @@ impl Ledger {
                 p.expected = Some(units);
                 p.size = size;
                 p.reusable &= reusable;
-                self.complete_if_ready(key, report);
+                p.top = top;
+                self.complete_if_ready(key);
             }
             BlobEvent::Link {
                 chain,
@@ -130,7 +134,7 @@ impl Ledger {
                 members,
                 key,
                 size,
-                known,
+                findings,
                 kind,
             } => {
                 if kind != LinkKind::Seed {
@@ -138,25 +142,25 @@ impl Ledger {
                     self.counters.bytes_reused += size;
                 }
                 let waiter = Waiter { chain, path, members };
-                match known {
-                    Some(findings) => {
-                        self.resolve(waiter, &findings, true, report);
-                        if kind == LinkKind::Copy {
-                            let _ = self.records.send(Record::Blob {
-                                key,
-                                size,
-                                reusable: true,
-                                findings: Arc::new(findings),
-                            });
-                        }
-                    }
+                let findings = match findings {
+                    Some(findings) => findings,
                     None => match self.wait_for(key) {
-                        Some(p) => p.waiters.push(waiter),
-                        None => {
-                            let findings = self.done.get(&key).cloned().unwrap_or_default();
-                            self.resolve(waiter, &findings, true, report);
-                        }
+                        Some(p) => return p.waiters.push(waiter),
+                        None => match self.claims.state(key) {
+                            Some(ClaimState::Done(findings)) => findings,
+                            // Gathered and committed since the worker looked: read it back.
+                            _ => self.committed(key, size, &waiter),
+                        },
                     },
+                };
+                self.resolve(waiter, &findings, true);
+                if kind == LinkKind::Copy {
+                    let _ = self.records.send(Record::Blob {
+                        key,
+                        size,
+                        reusable: true,
+                        findings,
+                    });
                 }
             }
             BlobEvent::Input {
@@ -174,10 +178,34 @@ impl Ledger {
         }
     }
 
+    /// The findings of a blob committed in this run, read back from the datastore.
+    fn committed(&mut self, key: BlobKey, size: u64, waiter: &Waiter) -> Arc<Vec<StoredFinding>> {
+        match self.lookup.blob(key, size) {
+            Ok(Known::Yes(findings)) => Arc::new(findings),
+            outcome => {
+                // Cannot happen short of a failing datastore: the place keeps what it has, and
+                // nothing around it is reused.
+                tracing::warn!(
+                    "{}: a blob scanned in this run could not be read back ({}): not recorded as reusable",
+                    waiter.path,
+                    outcome.err().map_or_else(|| "missing".to_owned(), |e| e.to_string())
+                );
+                for frame in waiter.chain.iter() {
+                    self.pending(frame.key).reusable = false;
+                }
+                Arc::default()
+            }
+        }
+    }
+
     /// The pending entry of `key` if it is still being scanned (here or by a worker whose
     /// first news has not arrived yet); `None` when it is finished.
     fn wait_for(&mut self, key: BlobKey) -> Option<&mut Pending> {
-        if self.pending.contains_key(&key) || self.claims.state(key) == Some(ClaimState::InFlight) {
+        let in_flight = matches!(
+            self.claims.state(key),
+            Some(ClaimState::InFlight { .. } | ClaimState::Left { .. })
+        );
+        if self.pending.contains_key(&key) || in_flight {
             Some(self.pending(key))
         } else {
             None
@@ -197,15 +225,14 @@ impl Ledger {
 
     /// Gives a linked place the findings of its blob, and counts the link done for the
     /// blobs around the place.
-    fn resolve(&mut self, waiter: Waiter, findings: &[StoredFinding], reusable: bool, report: &mut Vec<Finding>) {
-        let cap = self.cap;
+    fn resolve(&mut self, waiter: Waiter, findings: &[StoredFinding], reusable: bool) {
         for stored in findings {
             let placed = stored.placed(&waiter.path, &waiter.members);
             for frame in waiter.chain.iter() {
                 self.pending(frame.key)
-                    .keep(StoredFinding::relative(&placed, frame.depth), cap);
+                    .keep(StoredFinding::relative(&placed, frame.depth));
             }
-            report.push(placed);
+            self.linked.push(placed);
         }
         for frame in waiter.chain.iter() {
             let p = self.pending(frame.key);
@@ -213,71 +240,94 @@ impl Ledger {
             p.reusable &= reusable;
         }
         for frame in waiter.chain.iter().rev() {
-            self.complete_if_ready(frame.key, report);
+            self.complete_if_ready(frame.key);
         }
     }
 
-    fn complete_if_ready(&mut self, key: BlobKey, report: &mut Vec<Finding>) {
+    fn complete_if_ready(&mut self, key: BlobKey) {
         let ready = self.pending.get(&key).is_some_and(|p| p.expected == Some(p.received));
         if !ready {
             return;
         }
-        let Some(p) = self.pending.remove(&key) else {
+        let Some(mut p) = self.pending.remove(&key) else {
             return;
         };
-        // Arrival order depends on the threads; stored order must not.
-        let mut findings = p.findings;
+        // Arrival order depends on the threads; what is stored must not.
+        let mut findings = std::mem::take(&mut p.findings);
         if let Some(order) = &self.rule_order {
             one_per_range(&mut findings, order);
         }
         findings
             .sort_by(|a, b| (&a.members, a.at, &a.rule, &a.decoders).cmp(&(&b.members, b.at, &b.rule, &b.decoders)));
+        cap_per_place(&mut findings, self.cap);
         let findings = Arc::new(findings);
-        if !findings.is_empty() {
-            self.done.insert(key, Arc::clone(&findings));
+        if p.reusable {
+            self.claims.done(key, Arc::clone(&findings));
+        } else {
+            self.claims.drop_claim(key);
         }
-        self.claims.done(key);
-        let _ = self.records.send(Record::Blob {
-            key,
-            size: p.size,
-            reusable: p.reusable,
-            findings: Arc::clone(&findings),
-        });
+        // A member cut short is of no use to anyone; a file is, to its input.
+        if p.reusable || p.top {
+            let _ = self.records.send(Record::Blob {
+                key,
+                size: p.size,
+                reusable: p.reusable,
+                findings: Arc::clone(&findings),
+            });
+        }
         for input in p.inputs {
             self.record_input(input, key);
         }
         for waiter in p.waiters {
-            self.resolve(waiter, &findings, p.reusable, report);
+            self.resolve(waiter, &findings, p.reusable);
         }
     }
 
-    /// At the end of a run: blobs that never finished (a scan cut short by Ctrl-C, or two
-    /// archives each inside the other) are not recorded; the places linked to them get the
-    /// findings gathered so far. Returns how many there were.
-    pub(crate) fn finish(&mut self, report: &mut Vec<Finding>) -> u64 {
-        let left: Vec<BlobKey> = self.pending.keys().copied().collect();
-        for key in &left {
-            if let Some(p) = self.pending.remove(key) {
-                for w in p.waiters {
-                    report.extend(p.findings.iter().map(|f| f.placed(&w.path, &w.members)));
-                }
-            }
-        }
-        left.len() as u64
+    /// Findings placed at linked places since the last call, for the sink.
+    pub(crate) fn take_linked(&mut self) -> Vec<Finding> {
+        std::mem::take(&mut self.linked)
+    }
+
+    /// At the end of a run: blobs that never finished (the run was stopped) are not
+    /// recorded, nor the inputs waiting for them. Returns how many there were.
+    pub(crate) fn finish(&mut self) -> u64 {
+        let left = self.pending.len() as u64;
+        self.pending.clear();
+        left
     }
 }
 
+/// Findings one blob may gather before the rest are dropped and it is not reused: a hostile
+/// file must not fill memory (the per-place cap applies once the blob is complete).
+const MAX_PENDING_FINDINGS: usize = 1 << 20;
+
 impl Pending {
-    fn keep(&mut self, finding: StoredFinding, cap: u64) {
-        let place = format!("{}\0{}", finding.members.join("!"), finding.rule);
-        let n = self.per_place.entry(place).or_default();
-        *n += 1;
-        if *n > cap {
-            self.over_cap += 1;
-        } else {
+    fn keep(&mut self, finding: StoredFinding) {
+        if self.findings.len() < MAX_PENDING_FINDINGS {
             self.findings.push(finding);
+        } else {
+            self.reusable = false;
         }
     }
+}
+
+/// Keeps the first `cap` findings of each rule at each place inside a blob (in order of
+/// position; findings allowed inline are kept and not counted), as the scan reports them.
+fn cap_per_place(findings: &mut Vec<StoredFinding>, cap: u64) {
+    let mut per_place: HashMap<(&[String], &str), u64> = HashMap::new();
+    let keep: Vec<bool> = findings
+        .iter()
+        .map(|f| {
+            if f.allowed_inline {
+                return true;
+            }
+            let n = per_place.entry((&f.members, &f.rule)).or_default();
+            *n += 1;
+            *n <= cap
+        })
+        .collect();
+    let mut flags = keep.into_iter();
+    findings.retain(|_| flags.next().unwrap_or(true));
 }
 
 /// Keeps one finding per place and byte range, as the validator does within a scan: the most

@@ -12,7 +12,7 @@ mod ledger;
 mod tracker;
 
 pub(crate) use ledger::Ledger;
-pub(crate) use tracker::{Decision, Tracker};
+pub(crate) use tracker::{BlobName, Decision, Tracker};
 
 use std::sync::Arc;
 
@@ -44,15 +44,16 @@ pub(crate) enum LinkKind {
 
 /// What a worker tells the reporting thread about blobs.
 pub(crate) enum BlobEvent {
-    /// A blob met at `path!members` is known (`known`) or being scanned elsewhere (`None`):
-    /// its findings belong at this place, and to the blobs of `chain` around it.
+    /// A blob met at `path!members` was scanned before: its findings belong at this place,
+    /// and to the blobs of `chain` around it.
     Link {
         chain: Chain,
         path: String,
         members: Vec<String>,
         key: BlobKey,
         size: u64,
-        known: Option<Vec<StoredFinding>>,
+        /// Its findings; `None` while it is still being gathered (the link waits for it).
+        findings: Option<Arc<Vec<StoredFinding>>>,
         kind: LinkKind,
     },
     /// A blob's scan is over; `units` batches and links were sent from inside it.
@@ -63,6 +64,8 @@ pub(crate) enum BlobEvent {
         reusable: bool,
         /// Scanned with only the rules added since the previous profile.
         delta: bool,
+        /// A file, not a member: recorded even when not reusable (its input names it).
+        top: bool,
     },
     /// An input's bytes are the blob `key`.
     Input {

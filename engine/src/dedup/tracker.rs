@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use super::{BlobEvent, Chain, Frame, LinkKind};
-use crate::datastore::writer::Claims;
-use crate::datastore::{BlobKey, Known, Lookup};
+use crate::datastore::writer::{ClaimState, Claims};
+use crate::datastore::{BlobKey, Known, Lookup, StoredFinding};
 
 struct Open {
     frame: Frame,
@@ -31,6 +31,15 @@ pub(crate) struct Tracker {
     /// A delta plan has rules to scan with (else blobs of the previous profile are copied).
     has_delta_rules: bool,
     seeds: Vec<BlobEvent>,
+    scanned_twice: u64,
+}
+
+/// What a blob is known by.
+pub(crate) enum BlobName {
+    /// Its bytes (and what its name decides).
+    Content(BlobKey),
+    /// Its place: a file streamed, never held whole.
+    Place { mtime_ns: Option<i64> },
 }
 
 /// What to do with a blob.
@@ -52,6 +61,7 @@ impl Tracker {
             warnings: 0,
             has_delta_rules,
             seeds: Vec::new(),
+            scanned_twice: 0,
         }
     }
 
@@ -63,84 +73,111 @@ impl Tracker {
         })
     }
 
-    /// Before a blob at `path!members`: scan it, or link it. `key` names the bytes when
-    /// `by_content`, else the place (a streamed file; never looked up, always scanned).
-    pub(crate) fn enter(
-        &mut self,
-        path: &str,
-        members: &[String],
-        key: BlobKey,
-        size: u64,
-        by_content: bool,
-    ) -> Decision {
-        // A blob inside itself (a zip quine) is scanned as part of its outer copy: linking
-        // it would wait for itself.
-        let inside_itself = self.open.iter().any(|o| o.frame.key == key);
-        if !by_content {
-            self.claims.claim(key);
-            return self.open_frame(key, members.len(), size, false, false);
-        }
-        if inside_itself {
+    /// Before a blob at `path!members`: scan it, or link it. Returns the decision and the
+    /// key the blob is known by (for an input's record).
+    pub(crate) fn enter(&mut self, path: &str, members: &[String], name: BlobName, size: u64) -> (Decision, BlobKey) {
+        let top = members.is_empty();
+        let key = match name {
+            BlobName::Place { mtime_ns } => return self.place_frame(path, size, mtime_ns),
+            BlobName::Content(key) => key,
+        };
+        // A blob inside itself (a zip quine) is scanned as part of its outer copy.
+        if self.open.iter().any(|o| o.frame.key == key) {
             self.entered.push(false);
-            return Decision::Scan;
+            return (Decision::Scan, key);
         }
-        let link = |tracker: &mut Tracker, kind, known| {
+        let link = |tracker: &mut Tracker, kind, findings: Option<Arc<Vec<StoredFinding>>>| {
             let chain = tracker.current_chain();
             tracker.entered.push(false);
             tracker.unit();
-            Decision::Skip(BlobEvent::Link {
+            let event = BlobEvent::Link {
                 chain,
                 path: path.to_owned(),
                 members: members.to_vec(),
                 key,
                 size,
-                known,
+                findings,
                 kind,
-            })
+            };
+            (Decision::Skip(event), key)
         };
-        if self.claims.state(key).is_some() {
-            return link(self, LinkKind::Reuse, None);
-        }
-        let known = match self.lookup.blob(key, size) {
-            Ok(known) => known,
-            Err(e) => {
-                tracing::warn!("{e}: scanning without dedup");
-                self.entered.push(false);
-                return Decision::Scan;
+        // Done: link to its findings. Over and whole: link, the reporting thread waits for
+        // it. Being scanned as a file, and this is the same file: wait for it too. Otherwise
+        // it may be cut short by a budget of its own file: scan it here as well.
+        let claimed = |tracker: &mut Tracker, state: ClaimState| match state {
+            ClaimState::Done(findings) => link(tracker, LinkKind::Reuse, Some(findings)),
+            ClaimState::Left { reusable: true, .. } => link(tracker, LinkKind::Reuse, None),
+            ClaimState::Left { top: true, .. } | ClaimState::InFlight { top: true } if top => {
+                link(tracker, LinkKind::Reuse, None)
             }
+            ClaimState::Left { .. } | ClaimState::InFlight { .. } => tracker.busy(path, size, key, top),
         };
-        match known {
-            Known::Yes(findings) => link(self, LinkKind::Reuse, Some(findings)),
+        if let Some(state) = self.claims.state(key) {
+            return claimed(self, state);
+        }
+        let known = self.lookup.blob(key, size).unwrap_or_else(|e| {
+            tracing::warn!("{e}: scanning it again");
+            Known::No
+        });
+        let delta = match known {
+            Known::Yes(findings) => return link(self, LinkKind::Reuse, Some(Arc::new(findings))),
             // Only rules were removed: the findings stand as they are.
-            Known::Delta(findings) if !self.has_delta_rules => link(self, LinkKind::Copy, Some(findings)),
-            Known::Delta(findings) => {
-                if self.claims.claim(key).is_some() {
-                    return link(self, LinkKind::Reuse, None);
-                }
-                let decision = self.open_frame(key, members.len(), size, true, true);
-                // The findings that stand, of its own bytes (its members' come with them);
-                // they count as one unit of the blob, and of those around it.
-                let own: Vec<_> = findings.into_iter().filter(|f| f.members.is_empty()).collect();
-                let chain = self.current_chain();
-                self.unit();
-                self.seeds.push(BlobEvent::Link {
-                    chain,
-                    path: path.to_owned(),
-                    members: members.to_vec(),
-                    key,
-                    size,
-                    known: Some(own),
-                    kind: LinkKind::Seed,
-                });
-                decision
+            Known::Delta(findings) if !self.has_delta_rules => {
+                return link(self, LinkKind::Copy, Some(Arc::new(findings)))
             }
-            Known::No => {
-                if self.claims.claim(key).is_some() {
-                    return link(self, LinkKind::Reuse, None);
-                }
-                self.open_frame(key, members.len(), size, true, false)
-            }
+            Known::Delta(findings) => Some(findings),
+            Known::No => None,
+        };
+        if let Some(state) = self.claims.claim(key, top) {
+            return claimed(self, state);
         }
+        let decision = self.open_frame(key, members.len(), size, true, delta.is_some());
+        if let Some(findings) = delta {
+            // The findings that stand, of its own bytes (its members' come with them); they
+            // count as one unit of the blob, and of those around it.
+            let own: Vec<_> = findings.into_iter().filter(|f| f.members.is_empty()).collect();
+            let chain = self.current_chain();
+            self.unit();
+            self.seeds.push(BlobEvent::Link {
+                chain,
+                path: path.to_owned(),
+                members: members.to_vec(),
+                key,
+                size,
+                findings: Some(Arc::new(own)),
+                kind: LinkKind::Seed,
+            });
+        }
+        (decision, key)
+    }
+
+    /// A blob scanned as part of what holds it, without a lookup or a record of its own.
+    pub(crate) fn enter_unframed(&mut self) {
+        self.entered.push(false);
+    }
+
+    /// A blob another worker is scanning right now: scanned here too, as part of what holds
+    /// it (the other scan may be cut short by a budget of its own file). A file on its own is
+    /// recorded under a key of this scan.
+    fn busy(&mut self, path: &str, size: u64, key: BlobKey, top: bool) -> (Decision, BlobKey) {
+        if top {
+            self.scanned_twice += 1;
+            return self.place_frame(path, size, None);
+        }
+        self.entered.push(false);
+        self.scanned_twice += 1;
+        (Decision::Scan, key)
+    }
+
+    /// Blobs scanned again because another worker was scanning them at the same moment.
+    pub(crate) fn take_scanned_twice(&mut self) -> u64 {
+        std::mem::take(&mut self.scanned_twice)
+    }
+
+    fn place_frame(&mut self, path: &str, size: u64, mtime_ns: Option<i64>) -> (Decision, BlobKey) {
+        let key = BlobKey::of_place(path, size, mtime_ns, self.claims.next_scan());
+        self.claims.claim(key, true);
+        (self.open_frame(key, 0, size, false, false), key)
     }
 
     fn open_frame(&mut self, key: BlobKey, depth: usize, size: u64, by_content: bool, delta: bool) -> Decision {
@@ -183,12 +220,15 @@ impl Tracker {
         }
         let open = self.open.pop()?;
         self.chain = None;
+        let reusable = open.by_content && self.warnings == open.warnings_before;
+        self.claims.left(open.frame.key, reusable);
         Some(BlobEvent::Done {
             key: open.frame.key,
             size: open.size,
             units: open.units,
-            reusable: open.by_content && self.warnings == open.warnings_before,
+            reusable,
             delta: open.delta,
+            top: open.frame.depth == 0,
         })
     }
 

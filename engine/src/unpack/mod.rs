@@ -57,6 +57,18 @@ pub fn sniff(head: &[u8]) -> Format {
     }
 }
 
+/// What besides its bytes decides what a blob (a file or member, at `provenance`) yields:
+/// the views its name selects and, for a single compressed stream, the name of the member
+/// inside, which comes from its own. Blobs are deduplicated by their bytes and this.
+pub fn name_salt(provenance: &Provenance, head: &[u8]) -> String {
+    let name = provenance.members.last().unwrap_or(&provenance.path);
+    let kind = crate::views::TextKind::of(name);
+    match sniff(&head[..head.len().min(SNIFF_LEN)]) {
+        Format::Gzip | Format::Bzip2 | Format::Xz | Format::Zstd => format!("{kind:?}\0{}", inner_name(provenance)),
+        _ => format!("{kind:?}"),
+    }
+}
+
 /// Limits per top-level file: what a hostile archive can cost before the rest is skipped.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
