@@ -300,7 +300,7 @@ fn summary_text(s: &Summary) -> String {
         ));
         if s.blobs_scanned_twice > 0 {
             text.push_str(&format!(
-                ", {} scanned twice (two workers met them at once)",
+                ", {} scanned twice (in flight or cut short elsewhere)",
                 s.blobs_scanned_twice
             ));
         }

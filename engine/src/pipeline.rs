@@ -79,7 +79,7 @@ enum Event {
     /// A batch confirmed; with a datastore, every batch reports (its chain waits for it).
     Findings(Vec<Finding>, Option<Chain>),
     Blob(BlobEvent),
-    /// Blobs scanned again because another worker was scanning them at the same moment.
+    /// Blobs scanned again because their scan elsewhere was in flight or cut short.
     ScannedTwice(u64),
     /// An input unchanged since an earlier run: not read.
     Unchanged {

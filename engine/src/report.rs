@@ -115,8 +115,8 @@ pub struct Summary {
     pub blobs_delta_scanned: u64,
     /// Blobs not scanned: the same bytes were scanned before, in this run or an earlier one.
     pub blobs_reused: u64,
-    /// Blobs scanned again (as part of what holds them) because another worker was scanning
-    /// the same bytes at that moment.
+    /// Blobs scanned again (as part of what holds them) because their scan elsewhere in this
+    /// run was in flight at that moment, or cut short by a budget of its file.
     pub blobs_scanned_twice: u64,
     /// Bytes of the reused blobs.
     pub bytes_reused: u64,

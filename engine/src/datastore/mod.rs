@@ -238,7 +238,7 @@ pub struct RunCounters {
     /// Blobs scanned with only the rules added since the previous profile.
     #[serde(default)]
     pub blobs_delta_scanned: u64,
-    /// Blobs scanned again because another worker was scanning the same bytes at that moment.
+    /// Blobs scanned again because their scan elsewhere was in flight or cut short.
     #[serde(default)]
     pub blobs_scanned_twice: u64,
     /// Blobs not scanned because the same bytes were scanned before, in this run or an earlier one.

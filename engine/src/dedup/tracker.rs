@@ -156,20 +156,19 @@ impl Tracker {
         self.entered.push(false);
     }
 
-    /// A blob another worker is scanning right now: scanned here too, as part of what holds
-    /// it (the other scan may be cut short by a budget of its own file). A file on its own is
+    /// A blob being scanned elsewhere right now, or whose scan elsewhere was cut short by a
+    /// budget of its file: scanned here too, as part of what holds it. A file on its own is
     /// recorded under a key of this scan.
     fn busy(&mut self, path: &str, size: u64, key: BlobKey, top: bool) -> (Decision, BlobKey) {
+        self.scanned_twice += 1;
         if top {
-            self.scanned_twice += 1;
             return self.place_frame(path, size, None);
         }
         self.entered.push(false);
-        self.scanned_twice += 1;
         (Decision::Scan, key)
     }
 
-    /// Blobs scanned again because another worker was scanning them at the same moment.
+    /// Blobs scanned again because their scan elsewhere was in flight or cut short.
     pub(crate) fn take_scanned_twice(&mut self) -> u64 {
         std::mem::take(&mut self.scanned_twice)
     }
