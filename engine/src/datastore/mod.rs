@@ -31,7 +31,7 @@ use crate::rules::{hex, RuleSet};
 #[non_exhaustive]
 pub enum DatastoreError {
     /// SQLite failed.
-    #[error("datastore {path}: {source}")]
+    #[error("datastore {path}")]
     Sqlite {
         /// The database file.
         path: PathBuf,
