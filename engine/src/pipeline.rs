@@ -355,6 +355,9 @@ impl MemberScanner<'_> {
 
 impl Visitor for MemberScanner<'_> {
     fn blob(&mut self, provenance: &Provenance, data: &[u8]) {
+        if let Some(t) = self.tracker.as_deref_mut() {
+            t.saw(provenance.members.len());
+        }
         let delta = self.tracker.as_deref().is_some_and(Tracker::scanning_delta);
         let scanned = match (delta, self.delta.as_deref_mut()) {
             (true, Some(d)) => d.scanner.scan(data).map(|mut windows| {
@@ -378,6 +381,9 @@ impl Visitor for MemberScanner<'_> {
     }
 
     fn stream(&mut self, provenance: &Provenance, reader: &mut dyn Read) -> std::io::Result<u64> {
+        if let Some(t) = self.tracker.as_deref_mut() {
+            t.saw(provenance.members.len());
+        }
         self.stream_with(provenance, reader, MEMBER_CHUNK).map_err(|e| match e {
             Error::Read(io) => io,
             other => std::io::Error::other(other.to_string()),
@@ -403,7 +409,7 @@ impl Visitor for MemberScanner<'_> {
         // Below this size a member is cheaper to scan than to look up and record: it is
         // scanned as part of what holds it.
         if data.len() < DEDUP_MIN_BYTES {
-            tracker.enter_unframed();
+            tracker.enter_unframed(provenance.members.len());
             return true;
         }
         let key = BlobKey::of(data, &crate::unpack::name_salt(provenance, data));
@@ -670,6 +676,7 @@ pub(crate) fn run(
                 Lookup::new(store, *profile, plan.clone())?,
                 Arc::clone(&claims),
                 delta_db.is_some(),
+                options.archives.map_or(0, |b| b.max_depth),
             )),
             None => None,
         };
@@ -952,10 +959,7 @@ impl Reporter<'_> {
             return Ok(());
         };
         let unfinished = ledger.finish();
-        self.summary.blobs_scanned = ledger.counters.blobs_scanned;
-        self.summary.blobs_delta_scanned = ledger.counters.blobs_delta_scanned;
-        self.summary.blobs_reused = ledger.counters.blobs_reused;
-        self.summary.bytes_reused = ledger.counters.bytes_reused;
+        ledger.counters.copy_to(self.summary);
         if unfinished > 0 && !interrupted {
             let w = Warning {
                 kind: WarningKind::Unreadable,
@@ -983,10 +987,7 @@ impl Reporter<'_> {
                 if let Some(ledger) = self.ledger.as_deref_mut() {
                     ledger.event(event);
                     linked = ledger.take_linked();
-                    self.summary.blobs_scanned = ledger.counters.blobs_scanned;
-                    self.summary.blobs_delta_scanned = ledger.counters.blobs_delta_scanned;
-                    self.summary.blobs_reused = ledger.counters.blobs_reused;
-                    self.summary.bytes_reused = ledger.counters.bytes_reused;
+                    ledger.counters.copy_to(self.summary);
                 }
                 return self.report(&linked, sink);
             }

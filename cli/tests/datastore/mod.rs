@@ -626,8 +626,10 @@ fn a_blob_cut_short_by_its_file_budget_is_not_reused_where_it_fits() {
     // a_outer.zip holds deep.zip > middle.zip > inner.zip > secret.txt, then middle.zip
     // itself; b_copy.zip is a copy of middle.zip. With --max-depth 3, inner.zip is opened
     // where middle.zip sits at depth 1 or 0, not where it sits at depth 2: that first scan of
-    // middle.zip is cut short and must not stand for the others. (Incompressible padding
-    // keeps middle.zip over the 4 KiB below which members are not deduplicated.)
+    // middle.zip is cut short and must not stand for the others; and 0_copy.zip, scanned
+    // first, opens deeper than deep.zip!middle.zip may, so that place must not link to it.
+    // (Incompressible padding keeps middle.zip over the 4 KiB below which members are not
+    // deduplicated.)
     let padding = "# padding\n".repeat(500);
     python(
         &tree,
@@ -637,7 +639,8 @@ inner = z([('secret.txt', sys.argv[1] + sys.argv[2])])\n\
 import base64, os\n\
 middle = z([('inner.zip', inner), ('pad.txt', base64.b64encode(os.urandom(9000)))])\n\
 open('a_outer.zip', 'wb').write(z([('deep.zip', z([('middle.zip', middle)])), ('middle.zip', middle)]))\n\
-open('b_copy.zip', 'wb').write(middle)\n",
+open('b_copy.zip', 'wb').write(middle)\n\
+open('0_copy.zip', 'wb').write(middle)\n",
         &[&padding, &format!("TOKEN = '{token}'\n")],
     );
     let scan = |extra: &[&str]| {
@@ -648,7 +651,7 @@ open('b_copy.zip', 'wb').write(middle)\n",
         crate::util::jsonl(&run(cmd)).len()
     };
     let plain = scan(&[]);
-    assert_eq!(plain, 2, "found in b_copy.zip and a_outer.zip!middle.zip");
+    assert_eq!(plain, 3, "found in 0_copy.zip, b_copy.zip and a_outer.zip!middle.zip");
     for jobs in ["1", "2"] {
         let db = dir.path().join(format!("scan{jobs}.db"));
         let with_store = {

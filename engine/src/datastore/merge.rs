@@ -21,8 +21,8 @@ pub(super) fn absorb(store: &Datastore, other: &std::path::Path) -> Result<(), D
             SELECT b.key AS key, pm.new AS profile FROM src.blob b JOIN profile_map pm ON pm.old = b.profile
             WHERE NOT EXISTS (SELECT 1 FROM main.blob m WHERE m.key = b.key AND m.profile = pm.new AND m.reusable >= b.reusable);
         DELETE FROM main.finding WHERE (blob, profile) IN (SELECT key, profile FROM new_blob);
-        INSERT OR REPLACE INTO main.blob(key, profile, size, reusable, findings)
-            SELECT b.key, pm.new, b.size, b.reusable, b.findings FROM src.blob b
+        INSERT OR REPLACE INTO main.blob(key, profile, size, reusable, findings, levels)
+            SELECT b.key, pm.new, b.size, b.reusable, b.findings, b.levels FROM src.blob b
             JOIN profile_map pm ON pm.old = b.profile
             WHERE (b.key, pm.new) IN (SELECT key, profile FROM new_blob);
         INSERT INTO main.finding(blob, profile, seq, rule, secret_sha256, body)

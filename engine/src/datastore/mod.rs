@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS blob(
     size INTEGER NOT NULL,
     reusable INTEGER NOT NULL,
     findings INTEGER NOT NULL,
+    levels INTEGER NOT NULL,
     PRIMARY KEY(key, profile)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS finding(
@@ -540,11 +541,11 @@ pub(crate) struct Lookup {
 pub(crate) enum Known {
     /// Never scanned (or not reusably).
     No,
-    /// Scanned: its findings, placed relative to it.
-    Yes(Vec<StoredFinding>),
+    /// Scanned: its findings, placed relative to it, and the levels of members opened below it.
+    Yes(Vec<StoredFinding>, u32),
     /// Scanned under the previous profile, with no finding of a removed rule: these findings
     /// stand, and only the added rules need to scan it.
-    Delta(Vec<StoredFinding>),
+    Delta(Vec<StoredFinding>, u32),
 }
 
 impl Lookup {
@@ -589,32 +590,46 @@ impl Lookup {
     /// What is known of a blob of this size: scanned reusably under this profile, or under
     /// the previous one (see [`DeltaPlan`]).
     pub(crate) fn blob(&self, key: BlobKey, size: u64) -> Result<Known, DatastoreError> {
-        if let Some(findings) = self.findings(key, size, self.profile)? {
-            return Ok(Known::Yes(findings));
+        if let Some((findings, levels)) = self.findings(key, size, self.profile)? {
+            return Ok(Known::Yes(findings, levels));
         }
         let Some(plan) = &self.delta else {
             return Ok(Known::No);
         };
         Ok(match self.findings(key, size, plan.previous)? {
-            Some(findings) if !findings.iter().any(|f| plan.removed.contains(&f.rule)) => Known::Delta(findings),
+            Some((findings, levels)) if !findings.iter().any(|f| plan.removed.contains(&f.rule)) => {
+                Known::Delta(findings, levels)
+            }
             _ => Known::No,
         })
     }
 
-    fn findings(&self, key: BlobKey, size: u64, profile: i64) -> Result<Option<Vec<StoredFinding>>, DatastoreError> {
-        let found: Option<i64> = self
+    /// A blob's findings and levels, if it was scanned reusably under `profile`.
+    #[allow(clippy::type_complexity)]
+    fn findings(
+        &self,
+        key: BlobKey,
+        size: u64,
+        profile: i64,
+    ) -> Result<Option<(Vec<StoredFinding>, u32)>, DatastoreError> {
+        let found: Option<(i64, i64)> = self
             .conn
-            .prepare_cached("SELECT findings FROM blob WHERE key = ?1 AND profile = ?2 AND size = ?3 AND reusable = 1")
+            .prepare_cached(
+                "SELECT findings, levels FROM blob WHERE key = ?1 AND profile = ?2 AND size = ?3 AND reusable = 1",
+            )
             .and_then(|mut s| {
-                s.query_row(params![key.bytes(), profile, size as i64], |r| r.get(0))
-                    .optional()
+                s.query_row(params![key.bytes(), profile, size as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
             })
             .map_err(|e| self.error(e))?;
-        let Some(count) = found else {
+        let Some((count, levels)) = found else {
             return Ok(None);
         };
+        let levels = levels.clamp(0, i64::from(u32::MAX)) as u32;
         if count == 0 {
-            return Ok(Some(Vec::new()));
+            return Ok(Some((Vec::new(), levels)));
         }
         let mut stmt = self
             .conn
@@ -632,7 +647,7 @@ impl Lookup {
                 Err(_) => return Ok(None),
             }
         }
-        Ok(Some(findings))
+        Ok(Some((findings, levels)))
     }
 }
 

@@ -22,6 +22,9 @@ pub(crate) enum Record {
         /// place rather than bytes: stored for its input, never reused elsewhere.
         reusable: bool,
         findings: Arc<Vec<StoredFinding>>,
+        /// Levels of members opened below it (0: none): a place deeper than the archive
+        /// depth budget allows for that many may not link to it.
+        levels: u32,
     },
     /// An input and the blob that holds its bytes.
     Input {
@@ -53,10 +56,10 @@ pub(crate) enum ClaimState {
     /// Being scanned; `top`: as a file of its own.
     InFlight { top: bool },
     /// Its scan is over (the reporting thread may still wait for batches); `reusable`: not
-    /// cut short; `top`: it was scanned as a file of its own.
-    Left { reusable: bool, top: bool },
-    /// Scanned and gathered, waiting to be committed: its findings.
-    Done(Arc<Vec<StoredFinding>>),
+    /// cut short; `top`: it was scanned as a file of its own; `levels` of members below it.
+    Left { reusable: bool, top: bool, levels: u32 },
+    /// Scanned and gathered, waiting to be committed: its findings and levels.
+    Done(Arc<Vec<StoredFinding>>, u32),
 }
 
 impl Claims {
@@ -76,11 +79,11 @@ impl Claims {
     }
 
     /// The scan of `key` is over.
-    pub(crate) fn left(&self, key: BlobKey, reusable: bool) {
+    pub(crate) fn left(&self, key: BlobKey, reusable: bool, levels: u32) {
         if let Ok(mut keys) = self.keys.lock() {
             if let Some(state @ ClaimState::InFlight { .. }) = keys.get_mut(&key) {
                 let top = matches!(state, ClaimState::InFlight { top: true });
-                *state = ClaimState::Left { reusable, top };
+                *state = ClaimState::Left { reusable, top, levels };
             }
         }
     }
@@ -91,9 +94,9 @@ impl Claims {
     }
 
     /// Marks `key` scanned, with its findings.
-    pub(crate) fn done(&self, key: BlobKey, findings: Arc<Vec<StoredFinding>>) {
+    pub(crate) fn done(&self, key: BlobKey, findings: Arc<Vec<StoredFinding>>, levels: u32) {
         if let Ok(mut keys) = self.keys.lock() {
-            keys.insert(key, ClaimState::Done(findings));
+            keys.insert(key, ClaimState::Done(findings, levels));
         }
     }
 
@@ -112,7 +115,7 @@ impl Claims {
     fn release(&self, keys: &[BlobKey]) {
         if let Ok(mut set) = self.keys.lock() {
             for k in keys {
-                if matches!(set.get(k), Some(ClaimState::Done(_))) {
+                if matches!(set.get(k), Some(ClaimState::Done(..))) {
                     set.remove(k);
                 }
             }
@@ -184,6 +187,7 @@ fn write_one(tx: &Connection, profile: i64, run: i64, record: Record, keys: &mut
             size,
             reusable,
             findings,
+            levels,
         } => {
             let k = key.bytes();
             // A reusable row is never replaced by one that is not (a scan cut short elsewhere);
@@ -198,9 +202,17 @@ fn write_one(tx: &Connection, profile: i64, run: i64, record: Record, keys: &mut
             tx.prepare_cached("DELETE FROM finding WHERE blob = ?1 AND profile = ?2")?
                 .execute(params![k, profile])?;
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO blob(key, profile, size, reusable, findings) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO blob(key, profile, size, reusable, findings, levels)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![k, profile, size as i64, reusable, findings.len() as i64])?;
+            .execute(params![
+                k,
+                profile,
+                size as i64,
+                reusable,
+                findings.len() as i64,
+                levels
+            ])?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO finding(blob, profile, seq, rule, secret_sha256, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;

@@ -35,6 +35,7 @@ struct Pending {
     findings: Vec<StoredFinding>,
     /// A file, not a member.
     top: bool,
+    levels: u32,
     inputs: Vec<InputRecord>,
     /// Places linked to it while it was being gathered.
     waiters: Vec<Waiter>,
@@ -62,6 +63,16 @@ pub(crate) struct Ledger {
     lookup: Lookup,
     linked: Vec<Finding>,
     pub counters: DedupCounters,
+}
+
+impl DedupCounters {
+    /// Into the summary the sink sees.
+    pub(crate) fn copy_to(&self, summary: &mut crate::Summary) {
+        summary.blobs_scanned = self.blobs_scanned;
+        summary.blobs_delta_scanned = self.blobs_delta_scanned;
+        summary.blobs_reused = self.blobs_reused;
+        summary.bytes_reused = self.bytes_reused;
+    }
 }
 
 impl Ledger {
@@ -115,6 +126,7 @@ impl Ledger {
                 reusable,
                 delta,
                 top,
+                levels,
             } => {
                 if delta {
                     self.counters.blobs_delta_scanned += 1;
@@ -126,6 +138,7 @@ impl Ledger {
                 p.size = size;
                 p.reusable &= reusable;
                 p.top = top;
+                p.levels = levels;
                 self.complete_if_ready(key);
             }
             BlobEvent::Link {
@@ -136,6 +149,7 @@ impl Ledger {
                 size,
                 findings,
                 kind,
+                levels,
             } => {
                 if kind != LinkKind::Seed {
                     self.counters.blobs_reused += 1;
@@ -147,7 +161,7 @@ impl Ledger {
                     None => match self.wait_for(key) {
                         Some(p) => return p.waiters.push(waiter),
                         None => match self.claims.state(key) {
-                            Some(ClaimState::Done(findings)) => findings,
+                            Some(ClaimState::Done(findings, _)) => findings,
                             // Gathered and committed since the worker looked: read it back.
                             _ => self.committed(key, size, &waiter),
                         },
@@ -160,6 +174,7 @@ impl Ledger {
                         size,
                         reusable: true,
                         findings,
+                        levels,
                     });
                 }
             }
@@ -181,7 +196,7 @@ impl Ledger {
     /// The findings of a blob committed in this run, read back from the datastore.
     fn committed(&mut self, key: BlobKey, size: u64, waiter: &Waiter) -> Arc<Vec<StoredFinding>> {
         match self.lookup.blob(key, size) {
-            Ok(Known::Yes(findings)) => Arc::new(findings),
+            Ok(Known::Yes(findings, _)) => Arc::new(findings),
             outcome => {
                 // Cannot happen short of a failing datastore: the place keeps what it has, and
                 // nothing around it is reused.
@@ -262,7 +277,7 @@ impl Ledger {
         cap_per_place(&mut findings, self.cap);
         let findings = Arc::new(findings);
         if p.reusable {
-            self.claims.done(key, Arc::clone(&findings));
+            self.claims.done(key, Arc::clone(&findings), p.levels);
         } else {
             self.claims.drop_claim(key);
         }
@@ -273,6 +288,7 @@ impl Ledger {
                 size: p.size,
                 reusable: p.reusable,
                 findings: Arc::clone(&findings),
+                levels: p.levels,
             });
         }
         for input in p.inputs {

@@ -55,6 +55,8 @@ pub(crate) enum BlobEvent {
         /// Its findings; `None` while it is still being gathered (the link waits for it).
         findings: Option<Arc<Vec<StoredFinding>>>,
         kind: LinkKind,
+        /// Levels of members opened below the blob (recorded with a copy).
+        levels: u32,
     },
     /// A blob's scan is over; `units` batches and links were sent from inside it.
     Done {
@@ -66,6 +68,8 @@ pub(crate) enum BlobEvent {
         delta: bool,
         /// A file, not a member: recorded even when not reusable (its input names it).
         top: bool,
+        /// Levels of members opened below it.
+        levels: u32,
     },
     /// An input's bytes are the blob `key`.
     Input {

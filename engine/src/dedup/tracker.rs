@@ -17,6 +17,8 @@ struct Open {
     by_content: bool,
     /// Scanned with only the rules added since the previous profile.
     delta: bool,
+    /// The most members deep anything inside it sits (its own depth when nothing does).
+    deepest: usize,
 }
 
 /// One worker's view of the blobs it is scanning.
@@ -32,6 +34,8 @@ pub(crate) struct Tracker {
     has_delta_rules: bool,
     seeds: Vec<BlobEvent>,
     scanned_twice: u64,
+    /// Containers at this depth and below are not opened (0: none are).
+    max_depth: u32,
 }
 
 /// What a blob is known by.
@@ -51,7 +55,7 @@ pub(crate) enum Decision {
 }
 
 impl Tracker {
-    pub(crate) fn new(lookup: Lookup, claims: Arc<Claims>, has_delta_rules: bool) -> Tracker {
+    pub(crate) fn new(lookup: Lookup, claims: Arc<Claims>, has_delta_rules: bool, max_depth: u32) -> Tracker {
         Tracker {
             lookup,
             claims,
@@ -62,6 +66,7 @@ impl Tracker {
             has_delta_rules,
             seeds: Vec::new(),
             scanned_twice: 0,
+            max_depth,
         }
     }
 
@@ -77,6 +82,8 @@ impl Tracker {
     /// key the blob is known by (for an input's record).
     pub(crate) fn enter(&mut self, path: &str, members: &[String], name: BlobName, size: u64) -> (Decision, BlobKey) {
         let top = members.is_empty();
+        let depth = members.len();
+        self.saw(depth);
         let key = match name {
             BlobName::Place { mtime_ns } => return self.place_frame(path, size, mtime_ns),
             BlobName::Content(key) => key,
@@ -86,7 +93,8 @@ impl Tracker {
             self.entered.push(false);
             return (Decision::Scan, key);
         }
-        let link = |tracker: &mut Tracker, kind, findings: Option<Arc<Vec<StoredFinding>>>| {
+        let link = |tracker: &mut Tracker, kind, findings: Option<Arc<Vec<StoredFinding>>>, levels: u32| {
+            tracker.saw(depth + levels as usize);
             let chain = tracker.current_chain();
             tracker.entered.push(false);
             tracker.unit();
@@ -98,19 +106,29 @@ impl Tracker {
                 size,
                 findings,
                 kind,
+                levels,
             };
             (Decision::Skip(event), key)
         };
         // Done: link to its findings. Over and whole: link, the reporting thread waits for
         // it. Being scanned as a file, and this is the same file: wait for it too. Otherwise
-        // it may be cut short by a budget of its own file: scan it here as well.
+        // it may be cut short by a budget of its own file, or open deeper than this place
+        // may: scan it here as well.
+        let fits = |tracker: &Tracker, levels: u32| {
+            levels == 0 || depth as u64 + u64::from(levels) <= u64::from(tracker.max_depth)
+        };
         let claimed = |tracker: &mut Tracker, state: ClaimState| match state {
-            ClaimState::Done(findings) => link(tracker, LinkKind::Reuse, Some(findings)),
-            ClaimState::Left { reusable: true, .. } => link(tracker, LinkKind::Reuse, None),
-            ClaimState::Left { top: true, .. } | ClaimState::InFlight { top: true } if top => {
-                link(tracker, LinkKind::Reuse, None)
+            ClaimState::Left { top: true, levels, .. } if top => link(tracker, LinkKind::Reuse, None, levels),
+            ClaimState::InFlight { top: true } if top => link(tracker, LinkKind::Reuse, None, 0),
+            ClaimState::Done(findings, levels) if fits(tracker, levels) => {
+                link(tracker, LinkKind::Reuse, Some(findings), levels)
             }
-            ClaimState::Left { .. } | ClaimState::InFlight { .. } => tracker.busy(path, size, key, top),
+            ClaimState::Left {
+                reusable: true, levels, ..
+            } if fits(tracker, levels) => link(tracker, LinkKind::Reuse, None, levels),
+            ClaimState::Done(..) | ClaimState::Left { .. } | ClaimState::InFlight { .. } => {
+                tracker.busy(path, size, key, top)
+            }
         };
         if let Some(state) = self.claims.state(key) {
             return claimed(self, state);
@@ -120,13 +138,15 @@ impl Tracker {
             Known::No
         });
         let delta = match known {
-            Known::Yes(findings) => return link(self, LinkKind::Reuse, Some(Arc::new(findings))),
-            // Only rules were removed: the findings stand as they are.
-            Known::Delta(findings) if !self.has_delta_rules => {
-                return link(self, LinkKind::Copy, Some(Arc::new(findings)))
+            Known::Yes(findings, levels) if fits(self, levels) => {
+                return link(self, LinkKind::Reuse, Some(Arc::new(findings)), levels)
             }
-            Known::Delta(findings) => Some(findings),
-            Known::No => None,
+            // Only rules were removed: the findings stand as they are.
+            Known::Delta(findings, levels) if !self.has_delta_rules && fits(self, levels) => {
+                return link(self, LinkKind::Copy, Some(Arc::new(findings)), levels)
+            }
+            Known::Delta(findings, _) if self.has_delta_rules => Some(findings),
+            Known::Yes(..) | Known::Delta(..) | Known::No => None,
         };
         if let Some(state) = self.claims.claim(key, top) {
             return claimed(self, state);
@@ -146,14 +166,23 @@ impl Tracker {
                 size,
                 findings: Some(Arc::new(own)),
                 kind: LinkKind::Seed,
+                levels: 0,
             });
         }
         (decision, key)
     }
 
     /// A blob scanned as part of what holds it, without a lookup or a record of its own.
-    pub(crate) fn enter_unframed(&mut self) {
+    pub(crate) fn enter_unframed(&mut self, depth: usize) {
+        self.saw(depth);
         self.entered.push(false);
+    }
+
+    /// Something sits `depth` members deep inside the open blobs.
+    pub(crate) fn saw(&mut self, depth: usize) {
+        for o in &mut self.open {
+            o.deepest = o.deepest.max(depth);
+        }
     }
 
     /// A blob being scanned elsewhere right now, or whose scan elsewhere was cut short by a
@@ -187,6 +216,7 @@ impl Tracker {
             warnings_before: self.warnings,
             by_content,
             delta,
+            deepest: depth,
         });
         self.entered.push(true);
         self.chain = None;
@@ -220,7 +250,8 @@ impl Tracker {
         let open = self.open.pop()?;
         self.chain = None;
         let reusable = open.by_content && self.warnings == open.warnings_before;
-        self.claims.left(open.frame.key, reusable);
+        let levels = u32::try_from(open.deepest.saturating_sub(open.frame.depth)).unwrap_or(u32::MAX);
+        self.claims.left(open.frame.key, reusable, levels);
         Some(BlobEvent::Done {
             key: open.frame.key,
             size: open.size,
@@ -228,6 +259,7 @@ impl Tracker {
             reusable,
             delta: open.delta,
             top: open.frame.depth == 0,
+            levels,
         })
     }
 
