@@ -13,7 +13,7 @@ use crossbeam::channel::{bounded, Receiver, Sender};
 
 use crate::datastore::writer::{Claims, Record};
 use crate::datastore::{BlobKey, Datastore, Lookup, Profile, RunCounters};
-use crate::dedup::{BlobEvent, BlobName, Chain, Decision, Ledger, Tracker};
+use crate::dedup::{BlobEvent, BlobName, Chain, Decision, InputPlace, Ledger, Tracker};
 use crate::enumerate::{io_warning, walk, warning, Enumerated, FileJob, Filters};
 use crate::finding::Finding;
 use crate::load::{open, LoadPolicy, Loaded};
@@ -475,27 +475,30 @@ impl Worker {
                 Loaded::Streamed(_) => (BlobName::Place { mtime_ns: job.mtime_ns }, listed_len),
             };
             let (decision, key) = tracker.enter(&display, &[], name, size);
-            let input = BlobEvent::Input {
+            let input = InputPlace {
                 path: display.clone(),
                 size: listed_len,
                 mtime_ns: job.mtime_ns,
-                key,
             };
             send_seeds(Some(tracker), events);
+            // The input goes first: its findings are reported when its blob is complete.
             match decision {
                 Decision::Scan => {
+                    let _ = events.send(Event::Blob(BlobEvent::Input { input, key }));
                     self.scan_loaded(job, loaded, listed_len, &provenance, events, batches);
                     if let Some(done) = tracker_leave(&mut self.tracker) {
                         let _ = events.send(Event::Blob(done));
                     }
                 }
-                Decision::Skip(link) => {
+                Decision::Skip(mut link) => {
+                    if let BlobEvent::Link { input: place, .. } = &mut link {
+                        *place = Some(input);
+                    }
                     let _ = events.send(Event::Blob(link));
                     let _ = tracker_leave(&mut self.tracker);
                     let _ = events.send(Event::Scanned { bytes: size });
                 }
             }
-            let _ = events.send(Event::Blob(input));
             let twice = self.tracker.as_mut().map_or(0, Tracker::take_scanned_twice);
             if twice > 0 {
                 let _ = events.send(Event::ScannedTwice(twice));
@@ -975,12 +978,14 @@ impl Reporter<'_> {
     fn reduce(&mut self, event: Event, sink: &mut dyn Sink) -> std::io::Result<bool> {
         match event {
             Event::Findings(findings, chain) => {
-                let mut linked = Vec::new();
+                // With a datastore, a file's findings are reported once its blob is complete:
+                // what the scan prints is what the datastore holds.
                 if let (Some(chain), Some(ledger)) = (&chain, self.ledger.as_deref_mut()) {
                     ledger.confirmed(&findings, chain);
-                    linked = ledger.take_linked();
+                    let complete = ledger.take_linked();
+                    return self.report(&complete, sink);
                 }
-                return Ok(self.report(&findings, sink)? && self.report(&linked, sink)?);
+                return self.report(&findings, sink);
             }
             Event::Blob(event) => {
                 let mut linked = Vec::new();

@@ -604,6 +604,36 @@ impl Lookup {
         })
     }
 
+    /// The findings of a blob this run committed, reusable or not (a file cut short by its
+    /// own budget is still that file's result).
+    pub(crate) fn committed(&self, key: BlobKey) -> Result<Option<Vec<StoredFinding>>, DatastoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM finding WHERE blob = ?1 AND profile = ?2 ORDER BY seq")
+            .map_err(|e| self.error(e))?;
+        let exists: bool = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM blob WHERE key = ?1 AND profile = ?2")
+            .and_then(|mut s| s.query_row(params![key.bytes(), self.profile], |r| r.get::<_, i64>(0)))
+            .map_err(|e| self.error(e))?
+            > 0;
+        if !exists {
+            return Ok(None);
+        }
+        let bodies = stmt
+            .query_map(params![key.bytes(), self.profile], |r| r.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        let mut findings = Vec::new();
+        for body in bodies {
+            let body = body.map_err(|e| self.error(e))?;
+            match serde_json::from_str(&body) {
+                Ok(f) => findings.push(f),
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(findings))
+    }
+
     /// A blob's findings and levels, if it was scanned reusably under `profile`.
     #[allow(clippy::type_complexity)]
     fn findings(

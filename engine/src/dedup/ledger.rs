@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crossbeam::channel::Sender;
 
-use super::{BlobEvent, Chain, LinkKind};
+use super::{BlobEvent, Chain, InputPlace, LinkKind};
 use crate::datastore::writer::{ClaimState, Claims, Record};
-use crate::datastore::{BlobKey, Known, Lookup, StoredFinding};
+use crate::datastore::{BlobKey, Lookup, StoredFinding};
 use crate::finding::Finding;
 use crate::package::parse_filename;
 
@@ -18,12 +18,8 @@ struct Waiter {
     chain: Chain,
     path: String,
     members: Vec<String>,
-}
-
-struct InputRecord {
-    path: String,
-    size: u64,
-    mtime_ns: Option<i64>,
+    /// A file linked whole: the input to record and report.
+    input: Option<InputPlace>,
 }
 
 #[derive(Default)]
@@ -36,7 +32,7 @@ struct Pending {
     /// A file, not a member.
     top: bool,
     levels: u32,
-    inputs: Vec<InputRecord>,
+    inputs: Vec<InputPlace>,
     /// Places linked to it while it was being gathered.
     waiters: Vec<Waiter>,
 }
@@ -150,12 +146,18 @@ impl Ledger {
                 findings,
                 kind,
                 levels,
+                input,
             } => {
                 if kind != LinkKind::Seed {
                     self.counters.blobs_reused += 1;
                     self.counters.bytes_reused += size;
                 }
-                let waiter = Waiter { chain, path, members };
+                let waiter = Waiter {
+                    chain,
+                    path,
+                    members,
+                    input,
+                };
                 let findings = match findings {
                     Some(findings) => findings,
                     None => match self.wait_for(key) {
@@ -163,11 +165,11 @@ impl Ledger {
                         None => match self.claims.state(key) {
                             Some(ClaimState::Done(findings, _)) => findings,
                             // Gathered and committed since the worker looked: read it back.
-                            _ => self.committed(key, size, &waiter),
+                            _ => self.committed(key, &waiter),
                         },
                     },
                 };
-                self.resolve(waiter, &findings, true);
+                self.resolve(waiter, key, &findings, true);
                 if kind == LinkKind::Copy {
                     let _ = self.records.send(Record::Blob {
                         key,
@@ -178,25 +180,17 @@ impl Ledger {
                     });
                 }
             }
-            BlobEvent::Input {
-                path,
-                size,
-                mtime_ns,
-                key,
-            } => {
-                let input = InputRecord { path, size, mtime_ns };
-                match self.wait_for(key) {
-                    Some(p) => p.inputs.push(input),
-                    None => self.record_input(input, key),
-                }
-            }
+            BlobEvent::Input { input, key } => match self.wait_for(key) {
+                Some(p) => p.inputs.push(input),
+                None => self.record_input(input, key),
+            },
         }
     }
 
     /// The findings of a blob committed in this run, read back from the datastore.
-    fn committed(&mut self, key: BlobKey, size: u64, waiter: &Waiter) -> Arc<Vec<StoredFinding>> {
-        match self.lookup.blob(key, size) {
-            Ok(Known::Yes(findings, _)) => Arc::new(findings),
+    fn committed(&mut self, key: BlobKey, waiter: &Waiter) -> Arc<Vec<StoredFinding>> {
+        match self.lookup.committed(key) {
+            Ok(Some(findings)) => Arc::new(findings),
             outcome => {
                 // Cannot happen short of a failing datastore: the place keeps what it has, and
                 // nothing around it is reused.
@@ -227,7 +221,7 @@ impl Ledger {
         }
     }
 
-    fn record_input(&self, input: InputRecord, key: BlobKey) {
+    fn record_input(&self, input: InputPlace, key: BlobKey) {
         let package = input.path.rsplit('/').next().and_then(parse_filename).map(|p| p.name);
         let _ = self.records.send(Record::Input {
             path: input.path,
@@ -240,14 +234,20 @@ impl Ledger {
 
     /// Gives a linked place the findings of its blob, and counts the link done for the
     /// blobs around the place.
-    fn resolve(&mut self, waiter: Waiter, findings: &[StoredFinding], reusable: bool) {
+    fn resolve(&mut self, waiter: Waiter, key: BlobKey, findings: &[StoredFinding], reusable: bool) {
         for stored in findings {
             let placed = stored.placed(&waiter.path, &waiter.members);
             for frame in waiter.chain.iter() {
                 self.pending(frame.key)
                     .keep(StoredFinding::relative(&placed, frame.depth));
             }
-            self.linked.push(placed);
+            // A file linked whole is reported now; a member, with the file around it.
+            if waiter.input.is_some() {
+                self.linked.push(placed);
+            }
+        }
+        if let Some(input) = waiter.input {
+            self.record_input(input, key);
         }
         for frame in waiter.chain.iter() {
             let p = self.pending(frame.key);
@@ -274,6 +274,10 @@ impl Ledger {
         }
         findings
             .sort_by(|a, b| (&a.members, a.at, &a.rule, &a.decoders).cmp(&(&b.members, b.at, &b.rule, &b.decoders)));
+        // Each input that is these bytes reports them all (the reporter caps what it prints).
+        for input in &p.inputs {
+            self.linked.extend(findings.iter().map(|f| f.placed(&input.path, &[])));
+        }
         cap_per_place(&mut findings, self.cap);
         let findings = Arc::new(findings);
         if p.reusable {
@@ -295,11 +299,11 @@ impl Ledger {
             self.record_input(input, key);
         }
         for waiter in p.waiters {
-            self.resolve(waiter, &findings, p.reusable);
+            self.resolve(waiter, key, &findings, p.reusable);
         }
     }
 
-    /// Findings placed at linked places since the last call, for the sink.
+    /// Findings of files complete (or linked whole) since the last call, for the sink.
     pub(crate) fn take_linked(&mut self) -> Vec<Finding> {
         std::mem::take(&mut self.linked)
     }

@@ -57,6 +57,9 @@ pub(crate) enum BlobEvent {
         kind: LinkKind,
         /// Levels of members opened below the blob (recorded with a copy).
         levels: u32,
+        /// For a file linked whole: the input it is, recorded (and its findings reported)
+        /// once the blob's findings are known.
+        input: Option<InputPlace>,
     },
     /// A blob's scan is over; `units` batches and links were sent from inside it.
     Done {
@@ -72,10 +75,13 @@ pub(crate) enum BlobEvent {
         levels: u32,
     },
     /// An input's bytes are the blob `key`.
-    Input {
-        path: String,
-        size: u64,
-        mtime_ns: Option<i64>,
-        key: BlobKey,
-    },
+    Input { input: InputPlace, key: BlobKey },
+}
+
+/// An input as recorded: the file, its size and mtime when listed.
+#[derive(Clone, Debug)]
+pub(crate) struct InputPlace {
+    pub path: String,
+    pub size: u64,
+    pub mtime_ns: Option<i64>,
 }

@@ -107,6 +107,7 @@ impl Tracker {
                 findings,
                 kind,
                 levels,
+                input: None,
             };
             (Decision::Skip(event), key)
         };
@@ -167,6 +168,7 @@ impl Tracker {
                 findings: Some(Arc::new(own)),
                 kind: LinkKind::Seed,
                 levels: 0,
+                input: None,
             });
         }
         (decision, key)
