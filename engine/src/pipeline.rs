@@ -963,11 +963,32 @@ impl Reporter<'_> {
         };
         let unfinished = ledger.finish();
         ledger.counters.copy_to(self.summary);
+        let counters = ledger.counters;
+        let mut problems = Vec::new();
         if unfinished > 0 && !interrupted {
+            problems.push(format!(
+                "{unfinished} blob(s) did not finish scanning: not recorded in the datastore"
+            ));
+        }
+        if counters.unreadable > 0 {
+            problems.push(format!(
+                "{} blob(s) committed in this run could not be read back for a place linked to them: \
+                 their findings there are in the datastore, not in this output",
+                counters.unreadable
+            ));
+        }
+        if counters.dropped > 0 {
+            self.summary.findings_over_cap += counters.dropped;
+            problems.push(format!(
+                "{} finding(s) past the per-file memory guard were dropped (a file not reused; rescan it alone)",
+                counters.dropped
+            ));
+        }
+        for message in problems {
             let w = Warning {
                 kind: WarningKind::Unreadable,
                 path: String::new(),
-                message: format!("{unfinished} blob(s) did not finish scanning: not recorded in the datastore"),
+                message,
             };
             *self.summary.warnings.entry(w.kind.as_str()).or_default() += 1;
             sink.warning(&w)?;

@@ -676,3 +676,37 @@ open('0_copy.zip', 'wb').write(middle)\n",
         assert_eq!(report_lines(&db, &[]).len(), plain, "-j {jobs}");
     }
 }
+
+#[test]
+fn copies_of_a_file_cut_short_by_its_own_budget_all_report_its_findings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tree = dir.path().join("src");
+    fs::create_dir(&tree).expect("mkdir");
+    let mut s = Secrets::new();
+    // A truncated gzip stream: every copy warns (corrupt), so its blob is not reusable, yet
+    // each copy is the same file with the same findings, and links to the first.
+    let text: String = (0..5)
+        .map(|i| format!("AWS_ACCESS_KEY_ID_{i} = \"{}\"\n", s.aws_key_id()))
+        .collect::<String>()
+        + &"# filler line\n".repeat(2000);
+    let first = tree.join("notes000.txt.gz");
+    python(
+        &tree,
+        "import gzip, sys; data = gzip.compress(sys.argv[1].encode(), mtime=0); open('notes000.txt.gz', 'wb').write(data[: len(data) - 12])",
+        &[&text],
+    );
+    for i in 1..200 {
+        fs::copy(&first, tree.join(format!("notes{i:03}.txt.gz"))).expect("copy");
+    }
+    let mut cmd = keysweep();
+    cmd.args(["scan", "-q", "--exit-zero", "-j", "2", "-f", "jsonl"])
+        .arg(&tree);
+    let plain = crate::util::jsonl(&run(cmd)).len();
+    assert_eq!(plain, 1000);
+    for round in 0..3 {
+        let db = dir.path().join(format!("scan{round}.db"));
+        let out = scan_into(&db, &[&tree], &[]);
+        assert_eq!(crate::util::jsonl(&out).len(), plain, "round {round}");
+        assert_eq!(report_lines(&db, &[]).len(), plain, "round {round}");
+    }
+}

@@ -60,6 +60,9 @@ pub(crate) enum ClaimState {
     Left { reusable: bool, top: bool, levels: u32 },
     /// Scanned and gathered, waiting to be committed: its findings and levels.
     Done(Arc<Vec<StoredFinding>>, u32),
+    /// A file scanned and gathered, cut short by its own budgets: only the same file may
+    /// link to it (its scan would be the same).
+    DoneTop(Arc<Vec<StoredFinding>>),
 }
 
 impl Claims {
@@ -100,6 +103,13 @@ impl Claims {
         }
     }
 
+    /// Marks the file `key` scanned, cut short by its own budgets, with its findings.
+    pub(crate) fn done_top(&self, key: BlobKey, findings: Arc<Vec<StoredFinding>>) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.insert(key, ClaimState::DoneTop(findings));
+        }
+    }
+
     /// Drops the claim on `key` at once: its scan is not to be reused.
     pub(crate) fn drop_claim(&self, key: BlobKey) {
         if let Ok(mut keys) = self.keys.lock() {
@@ -115,7 +125,7 @@ impl Claims {
     fn release(&self, keys: &[BlobKey]) {
         if let Ok(mut set) = self.keys.lock() {
             for k in keys {
-                if matches!(set.get(k), Some(ClaimState::Done(..))) {
+                if matches!(set.get(k), Some(ClaimState::Done(..) | ClaimState::DoneTop(_))) {
                     set.remove(k);
                 }
             }

@@ -42,6 +42,10 @@ struct Pending {
 pub(crate) struct DedupCounters {
     pub blobs_scanned: u64,
     pub blobs_delta_scanned: u64,
+    /// Blobs committed in this run that a late link could not read back.
+    pub unreadable: u64,
+    /// Findings past the per-blob memory guard: not recorded nor printed.
+    pub dropped: u64,
     pub blobs_reused: u64,
     pub bytes_reused: u64,
 }
@@ -102,10 +106,12 @@ impl Ledger {
     pub(crate) fn confirmed(&mut self, findings: &[Finding], chain: &Chain) {
         for frame in chain.iter() {
             let p = self.pending(frame.key);
+            let mut dropped = 0;
             for f in findings {
-                p.keep(StoredFinding::relative(f, frame.depth));
+                dropped += u64::from(!p.keep(StoredFinding::relative(f, frame.depth)));
             }
             p.received += 1;
+            self.counters.dropped += dropped;
         }
         for frame in chain.iter().rev() {
             self.complete_if_ready(frame.key);
@@ -163,22 +169,23 @@ impl Ledger {
                     None => match self.wait_for(key) {
                         Some(p) => return p.waiters.push(waiter),
                         None => match self.claims.state(key) {
-                            Some(ClaimState::Done(findings, _)) => findings,
+                            Some(ClaimState::Done(findings, _) | ClaimState::DoneTop(findings)) => findings,
                             // Gathered and committed since the worker looked: read it back.
                             _ => self.committed(key, &waiter),
                         },
                     },
                 };
-                self.resolve(waiter, key, &findings, true);
+                // A copied blob is recorded before the input that names it.
                 if kind == LinkKind::Copy {
                     let _ = self.records.send(Record::Blob {
                         key,
                         size,
                         reusable: true,
-                        findings,
+                        findings: Arc::clone(&findings),
                         levels,
                     });
                 }
+                self.resolve(waiter, key, &findings, true);
             }
             BlobEvent::Input { input, key } => match self.wait_for(key) {
                 Some(p) => p.inputs.push(input),
@@ -202,6 +209,7 @@ impl Ledger {
                 for frame in waiter.chain.iter() {
                     self.pending(frame.key).reusable = false;
                 }
+                self.counters.unreadable += 1;
                 Arc::default()
             }
         }
@@ -238,8 +246,12 @@ impl Ledger {
         for stored in findings {
             let placed = stored.placed(&waiter.path, &waiter.members);
             for frame in waiter.chain.iter() {
-                self.pending(frame.key)
-                    .keep(StoredFinding::relative(&placed, frame.depth));
+                if !self
+                    .pending(frame.key)
+                    .keep(StoredFinding::relative(&placed, frame.depth))
+                {
+                    self.counters.dropped += 1;
+                }
             }
             // A file linked whole is reported now; a member, with the file around it.
             if waiter.input.is_some() {
@@ -282,6 +294,8 @@ impl Ledger {
         let findings = Arc::new(findings);
         if p.reusable {
             self.claims.done(key, Arc::clone(&findings), p.levels);
+        } else if p.top {
+            self.claims.done_top(key, Arc::clone(&findings));
         } else {
             self.claims.drop_claim(key);
         }
@@ -322,11 +336,14 @@ impl Ledger {
 const MAX_PENDING_FINDINGS: usize = 1 << 20;
 
 impl Pending {
-    fn keep(&mut self, finding: StoredFinding) {
+    /// False when the finding is past the memory guard (and dropped).
+    fn keep(&mut self, finding: StoredFinding) -> bool {
         if self.findings.len() < MAX_PENDING_FINDINGS {
             self.findings.push(finding);
+            true
         } else {
             self.reusable = false;
+            false
         }
     }
 }

@@ -121,13 +121,14 @@ impl Tracker {
         let claimed = |tracker: &mut Tracker, state: ClaimState| match state {
             ClaimState::Left { top: true, levels, .. } if top => link(tracker, LinkKind::Reuse, None, levels),
             ClaimState::InFlight { top: true } if top => link(tracker, LinkKind::Reuse, None, 0),
+            ClaimState::DoneTop(findings) if top => link(tracker, LinkKind::Reuse, Some(findings), 0),
             ClaimState::Done(findings, levels) if fits(tracker, levels) => {
                 link(tracker, LinkKind::Reuse, Some(findings), levels)
             }
             ClaimState::Left {
                 reusable: true, levels, ..
             } if fits(tracker, levels) => link(tracker, LinkKind::Reuse, None, levels),
-            ClaimState::Done(..) | ClaimState::Left { .. } | ClaimState::InFlight { .. } => {
+            ClaimState::Done(..) | ClaimState::DoneTop(_) | ClaimState::Left { .. } | ClaimState::InFlight { .. } => {
                 tracker.busy(path, size, key, top)
             }
         };
@@ -146,7 +147,8 @@ impl Tracker {
             Known::Delta(findings, levels) if !self.has_delta_rules && fits(self, levels) => {
                 return link(self, LinkKind::Copy, Some(Arc::new(findings)), levels)
             }
-            Known::Delta(findings, _) if self.has_delta_rules => Some(findings),
+            // Scanned again with the added rules alone, where it opens as it did before.
+            Known::Delta(findings, levels) if self.has_delta_rules && fits(self, levels) => Some(findings),
             Known::Yes(..) | Known::Delta(..) | Known::No => None,
         };
         if let Some(state) = self.claims.claim(key, top) {
