@@ -211,8 +211,8 @@ pub struct ScanArgs {
     pub rules: RulesArgs,
     /// Scan only shard K of N: files are split by a hash of their path below the input, so
     /// N machines running 1/N … N/N over the same tree scan each file once.
-    #[arg(long, value_name = "K/N", value_parser = keysweep::enumerate::Shard::parse, help_heading = "Input")]
-    pub shard: Option<keysweep::enumerate::Shard>,
+    #[arg(long, value_name = "K/N", value_parser = keysweep::stages::walk::Shard::parse, help_heading = "Input")]
+    pub shard: Option<keysweep::stages::walk::Shard>,
     /// Report findings at this confidence or above.
     #[arg(long, value_enum, default_value = "medium", help_heading = "Rules")]
     pub confidence: ConfidenceArg,

@@ -32,7 +32,7 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
     };
     let filter = FindingFilter {
         rules: args.rule.clone(),
-        package: args.package.as_deref().map(keysweep::package::normalize_name),
+        package: args.package.as_deref().map(keysweep::core::normalize_name),
     };
     // As the scan reports: the same confidence filter, allowlist, baseline and inline allows.
     let suppressions = crate::cmd_scan::suppressions(&args.suppression)?;

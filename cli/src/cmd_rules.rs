@@ -73,7 +73,7 @@ pub fn markdown_table(rules: &keysweep::RuleSet) -> String {
 pub fn check(args: &RulesArgs) -> Result<i32> {
     let rules = rule_set(args)?;
     let mut problems = Vec::new();
-    for err in keysweep::scan::check_each_rule(&rules) {
+    for err in keysweep::stages::matcher::check_each_rule(&rules) {
         problems.push(err.to_string());
     }
     if !problems.is_empty() {

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use keysweep::enumerate::Filters;
-use keysweep::load::LoadPolicy;
-use keysweep::suppress::Suppressions;
-use keysweep::unpack::Budget;
+use keysweep::containers::Budget;
+use keysweep::policy::suppress::Suppressions;
+use keysweep::stages::load::LoadPolicy;
+use keysweep::stages::walk::Filters;
 use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
 
 use crate::args::{ConfidenceArg, ScanArgs, SuppressionArgs};

@@ -17,33 +17,26 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod allowlist;
 pub mod checks;
-pub mod context;
+pub mod containers;
+pub mod core;
 pub mod datastore;
 mod dedup;
-pub mod enumerate;
-pub mod finding;
-pub mod load;
-pub mod package;
 mod pipeline;
-pub mod report;
+pub mod policy;
 pub mod rules;
-pub mod scan;
 pub mod sink;
-pub mod suppress;
-pub mod unpack;
-pub mod validate;
+pub mod stages;
+pub mod util;
 pub mod views;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use finding::{Finding, Location};
+pub use crate::core::{CollectSink, Confidence, Finding, Location, Provenance, Sink, Summary, Warning, WarningKind};
 pub use pipeline::ScanOptions;
-pub use report::{CollectSink, Sink, Summary, Warning, WarningKind};
-pub use rules::{Confidence, RuleSet};
-pub use validate::Provenance;
+pub use rules::RuleSet;
+use stages::{confirm as validate, matcher as scan};
 
 /// Everything that can fail in the engine.
 #[derive(Debug, thiserror::Error)]

@@ -11,18 +11,19 @@ use std::time::Instant;
 
 use crossbeam::channel::{bounded, Receiver, Sender};
 
+use crate::containers::{read_full, sniff, Budget, Format, UnpackStats, Unpacker, Visitor};
+use crate::core::Confidence;
+use crate::core::Finding;
+use crate::core::Provenance;
+use crate::core::{Sink, Summary, Warning, WarningKind};
 use crate::datastore::writer::{Claims, Record};
 use crate::datastore::{BlobKey, Datastore, Lookup, Profile, RunCounters};
 use crate::dedup::{BlobEvent, BlobName, Chain, Decision, InputPlace, Ledger, Tracker};
-use crate::enumerate::{io_warning, walk, warning, Enumerated, FileJob, Filters};
-use crate::finding::Finding;
-use crate::load::{open, LoadPolicy, Loaded};
-use crate::report::{Sink, Summary, Warning, WarningKind};
-use crate::rules::Confidence;
-use crate::scan::{Scanner, Window};
-use crate::suppress::Suppressions;
-use crate::unpack::{read_full, sniff, Budget, Format, UnpackStats, Unpacker, Visitor};
-use crate::validate::{CandidateBatch, Provenance, ShippedWindow, Validator};
+use crate::policy::suppress::Suppressions;
+use crate::stages::confirm::{CandidateBatch, ShippedWindow, Validator};
+use crate::stages::load::{open, LoadPolicy, Loaded};
+use crate::stages::matcher::{Scanner, Window};
+use crate::stages::walk::{io_warning, walk, warning, Enumerated, FileJob, Filters};
 use crate::{Engine, Error};
 
 /// How a path scan runs.
@@ -245,7 +246,7 @@ fn scan_reader(
                 take_ready(&mut pending, held_end, &size)
             };
             if !ready.is_empty() {
-                let windows = crate::scan::windows_for(&sizes, &ready, held_end);
+                let windows = crate::stages::matcher::windows_for(&sizes, &ready, held_end);
                 ship(&held, base, windows, emit);
             }
             // Keep what later windows may reach back into; count the lines of what goes.
@@ -412,7 +413,7 @@ impl Visitor for MemberScanner<'_> {
             tracker.enter_unframed(provenance.members.len());
             return true;
         }
-        let key = BlobKey::of(data, &crate::unpack::name_salt(provenance, data));
+        let key = BlobKey::of(data, &crate::containers::name_salt(provenance, data));
         let (decision, _) = tracker.enter(
             &provenance.path,
             &provenance.members,
@@ -453,7 +454,7 @@ impl Worker {
         let warn = |w: Warning| {
             let _ = events.send(Event::Warning(w));
         };
-        let display = crate::enumerate::display(&job.path);
+        let display = crate::stages::walk::display(&job.path);
         if let Some(tracker) = &self.tracker {
             if tracker.unchanged(&display, job.size, job.mtime_ns) {
                 let _ = events.send(Event::Unchanged { bytes: job.size });
@@ -468,7 +469,7 @@ impl Worker {
         if let Some(tracker) = self.tracker.as_mut() {
             // The file itself is a blob: by its bytes when they are at hand, else by its place.
             let salted =
-                |data: &[u8]| BlobName::Content(BlobKey::of(data, &crate::unpack::name_salt(&provenance, data)));
+                |data: &[u8]| BlobName::Content(BlobKey::of(data, &crate::containers::name_salt(&provenance, data)));
             let (name, size) = match &loaded {
                 Loaded::Buffered => (salted(&self.buf), self.buf.len() as u64),
                 Loaded::Mapped(map) => (salted(map), map.len() as u64),
@@ -557,7 +558,7 @@ impl Worker {
                 Ok(map.len() as u64)
             }
             Loaded::Streamed(mut file) => {
-                let mut head = vec![0u8; crate::unpack::SNIFF_LEN];
+                let mut head = vec![0u8; crate::containers::SNIFF_LEN];
                 let n = read_at_most(&file, &mut head, 0).unwrap_or(0);
                 let format = sniff(&head[..n]);
                 match (self.archives, format) {
@@ -666,7 +667,10 @@ pub(crate) fn run(
                 .collect();
             let rules = crate::rules::RuleSet::from_rules(added)?;
             let index: Vec<u32> = plan.added.iter().map(|&i| i as u32).collect();
-            Some((Arc::new(crate::scan::Database::build(&rules, None)?), Arc::new(index)))
+            Some((
+                Arc::new(crate::stages::matcher::Database::build(&rules, None)?),
+                Arc::new(index),
+            ))
         }
         _ => None,
     };

@@ -5,11 +5,14 @@
 //! validator and examples that `keysweep rules check` runs through the real scanning path.
 
 use std::collections::HashSet;
-use std::fmt;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::core::Confidence;
+use crate::util::hex;
 
 /// The rule files shipped with keysweep, compiled into the binary so that it works anywhere.
 const BUILTIN_RULE_FILES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
@@ -20,47 +23,6 @@ pub const DEFAULT_WINDOW_BEFORE: u32 = 256;
 pub const DEFAULT_WINDOW_AFTER: u32 = 256;
 /// Hard cap on a window side: keeps a hostile rule file from turning windows into copies of files.
 pub const MAX_WINDOW: u32 = 64 * 1024;
-
-/// How much a finding of a rule is worth a human's time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Confidence {
-    /// Keyword context only: often a real secret, often not.
-    Low,
-    /// Specific structure, or keyword context with a strong shape.
-    Medium,
-    /// A distinctive, documented format (prefix, checksum).
-    High,
-}
-
-impl Confidence {
-    /// The lowercase name used in rule files and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Confidence::Low => "low",
-            Confidence::Medium => "medium",
-            Confidence::High => "high",
-        }
-    }
-}
-
-impl fmt::Display for Confidence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Confidence {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "low" => Ok(Confidence::Low),
-            "medium" => Ok(Confidence::Medium),
-            "high" => Ok(Confidence::High),
-            other => Err(format!("unknown confidence {other:?} (expected low, medium or high)")),
-        }
-    }
-}
 
 /// A structural check run on the extracted secret.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -437,15 +399,6 @@ fn max_match_len(pattern: &str) -> Option<usize> {
         .parse(pattern)
         .ok()?;
     hir.properties().maximum_len()
-}
-
-/// Lowercase hex of bytes.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use keysweep::load::LoadPolicy;
 use keysweep::rules::parse_rule_file;
+use keysweep::stages::load::LoadPolicy;
 use keysweep::{CollectSink, Confidence, Engine, EngineOptions, RuleSet, ScanOptions};
 
 const RULES: &str = r#"

@@ -24,7 +24,8 @@ use sha2::{Digest, Sha256};
 
 pub use stored::StoredFinding;
 
-use crate::rules::{hex, RuleSet};
+use crate::rules::RuleSet;
+use crate::util::hex;
 
 /// Everything that can go wrong with a datastore.
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +207,7 @@ pub struct BlobKey(pub u128);
 
 impl BlobKey {
     /// The key of `bytes` found under a name that decides `salt` (see
-    /// [`crate::unpack::name_salt`]): the same bytes under a name that selects other views
+    /// [`crate::containers::name_salt`]): the same bytes under a name that selects other views
     /// are another blob.
     pub fn of(bytes: &[u8], salt: &str) -> BlobKey {
         let seed = (bytes.len() as u64) ^ xxhash_rust::xxh3::xxh3_64(salt.as_bytes()).rotate_left(17);

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::{Finding, Location, RuleRef, Validation};
-use crate::rules::Confidence;
+use crate::core::Confidence;
+use crate::core::{Finding, Location, RuleRef, Validation, ValidationStatus};
 
 /// One finding relative to the blob that holds it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub struct StoredFinding {
     /// Confidence after validation.
     pub confidence: Confidence,
     /// Validation status.
-    pub status: String,
+    pub status: ValidationStatus,
     /// Validation details.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
@@ -44,15 +44,6 @@ pub struct StoredFinding {
     pub allowed_inline: bool,
 }
 
-/// Validation statuses are static strings in [`Validation`]; these are all of them.
-fn status_of(s: &str) -> &'static str {
-    match s {
-        "checksum_valid" => "checksum_valid",
-        "structure_valid" => "structure_valid",
-        _ => "unchecked",
-    }
-}
-
 impl StoredFinding {
     /// `finding` relative to the blob that sits `depth` members deep in its location.
     pub fn relative(finding: &Finding, depth: usize) -> StoredFinding {
@@ -63,7 +54,7 @@ impl StoredFinding {
             secret: finding.secret.clone(),
             secret_sha256: finding.secret_sha256.clone(),
             confidence: finding.confidence,
-            status: finding.validation.status.to_owned(),
+            status: finding.validation.status,
             details: finding.validation.details.clone(),
             members: l.members.get(depth..).unwrap_or_default().to_vec(),
             decoders: l.decoders.clone(),
@@ -90,8 +81,8 @@ impl StoredFinding {
             column: self.at[3],
         };
         let fingerprint = Finding::compute_fingerprint(&self.rule, &self.secret_sha256, &location);
-        let context = crate::context::context_of(&location.path, &location.members);
-        let package = crate::validate::package_of(&location.path, &location.members);
+        let context = crate::core::context_of(&location.path, &location.members);
+        let package = crate::core::package_of(&location.path, &location.members);
         Finding {
             rule: RuleRef {
                 id: self.rule.clone(),
@@ -101,7 +92,7 @@ impl StoredFinding {
             secret_sha256: self.secret_sha256.clone(),
             confidence: self.confidence,
             validation: Validation {
-                status: status_of(&self.status),
+                status: self.status,
                 details: self.details.clone(),
             },
             location,

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use crossbeam::channel::Sender;
 
 use super::{BlobEvent, Chain, InputPlace, LinkKind};
+use crate::core::parse_filename;
+use crate::core::Finding;
 use crate::datastore::writer::{ClaimState, Claims, Record};
 use crate::datastore::{BlobKey, Lookup, StoredFinding};
-use crate::finding::Finding;
-use crate::package::parse_filename;
 
 struct Waiter {
     chain: Chain,
@@ -67,7 +67,7 @@ pub(crate) struct Ledger {
 
 impl DedupCounters {
     /// Into the summary the sink sees.
-    pub(crate) fn copy_to(&self, summary: &mut crate::Summary) {
+    pub(crate) fn copy_to(&self, summary: &mut crate::core::Summary) {
         summary.blobs_scanned = self.blobs_scanned;
         summary.blobs_delta_scanned = self.blobs_delta_scanned;
         summary.blobs_reused = self.blobs_reused;
@@ -374,7 +374,7 @@ fn one_per_range(findings: &mut Vec<StoredFinding>, order: &HashMap<String, usiz
     let rank = |f: &StoredFinding| {
         (
             std::cmp::Reverse(f.confidence),
-            f.status == "unchecked",
+            !f.status.is_proven(),
             order.get(&f.rule).copied().unwrap_or(usize::MAX),
         )
     };

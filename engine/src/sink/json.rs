@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::prepared;
-use crate::{Finding, Sink, Summary};
+use crate::core::{Finding, Sink, Summary};
 
 /// Writes one finding per line.
 pub struct JsonLinesSink<W: Write> {

@@ -1,4 +1,4 @@
-//! Output formats, each a [`Sink`](crate::Sink): pretty text, JSON, JSON Lines and SARIF 2.1.0.
+//! Output formats, each a [`Sink`](crate::core::Sink): pretty text, JSON, JSON Lines and SARIF 2.1.0.
 
 mod json;
 mod pretty;
@@ -8,7 +8,7 @@ pub use json::{JsonLinesSink, JsonSink};
 pub use pretty::PrettySink;
 pub use sarif::SarifSink;
 
-use crate::Finding;
+use crate::core::Finding;
 
 /// Applies `--redact` to a finding before it is written.
 fn prepared(finding: &Finding, redact: bool) -> std::borrow::Cow<'_, Finding> {

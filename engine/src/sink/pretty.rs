@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::prepared;
-use crate::{Confidence, Finding, Sink, Summary};
+use crate::core::{Confidence, Finding, Sink, Summary};
 
 /// Writes each finding as a short block of text.
 pub struct PrettySink<W: Write> {
@@ -51,7 +51,7 @@ impl<W: Write> Sink for PrettySink<W> {
         let context = f.context.map(|c| format!(" [{}]", c.as_str())).unwrap_or_default();
         writeln!(self.out, "{header}  {rule} ({conf}){context} {}", f.rule.name)?;
         writeln!(self.out, "    secret: {}", self.paint("1;31", &f.secret))?;
-        if f.validation.status != "unchecked" || !f.validation.details.is_empty() {
+        if f.validation.status.is_proven() || !f.validation.details.is_empty() {
             let details: Vec<String> = f
                 .validation
                 .details

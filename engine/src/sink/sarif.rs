@@ -7,7 +7,8 @@ use std::path::{Component, Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::prepared;
-use crate::{Confidence, Finding, RuleSet, Sink, Summary};
+use crate::core::{Confidence, Finding, Sink, Summary};
+use crate::rules::RuleSet;
 
 /// Collects findings and writes one SARIF log at the end.
 pub struct SarifSink<W: Write> {

@@ -18,47 +18,11 @@ pub mod runs;
 pub mod sections;
 pub mod utf16;
 
-use std::sync::Arc;
-
-use crate::validate::Provenance;
+use crate::core::{Excerpt, TextKind, View, Views};
+pub(crate) use crate::util::line_around;
 
 /// How deep views are decoded by default (base64 of an escaped string is 2).
 pub const DEFAULT_DEPTH: u32 = 3;
-
-/// Bytes decoded from a blob, ready to scan.
-#[derive(Debug, Default)]
-pub struct View {
-    /// The decoder's name, as reported in `location.decoders`.
-    pub decoder: &'static str,
-    /// The decoded text.
-    pub bytes: Vec<u8>,
-    /// The ranges of `bytes` that were decoded; `None` when all of it is new.
-    pub focus: Option<Vec<(u64, u64)>>,
-    /// Where the view's parts came from in the blob, by view offset; empty when parts
-    /// cannot be placed (a `.pyc`'s pairs).
-    pub origin: Vec<Excerpt>,
-}
-
-/// A part of a view and the encoded bytes of the blob it was decoded from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Excerpt {
-    /// Where the part starts in the view (it ends where the next begins).
-    pub view_start: u64,
-    /// The encoded bytes in the blob.
-    pub blob_start: u64,
-    /// End of the encoded bytes.
-    pub blob_end: u64,
-    /// 1-based line of `blob_start` in the blob.
-    pub line: u64,
-    /// 1-based byte column of `blob_start`.
-    pub column: u64,
-}
-
-/// The excerpt holding view offset `at`.
-pub fn excerpt_at(origin: &[Excerpt], at: u64) -> Option<&Excerpt> {
-    let after = origin.partition_point(|e| e.view_start <= at);
-    after.checked_sub(1).map(|i| &origin[i])
-}
 
 /// Most decoded text one text view holds.
 pub(crate) const MAX_TEXT_VIEW: usize = 1 << 20;
@@ -82,16 +46,6 @@ impl ExcerptView {
             origin: self.origin,
         })
     }
-}
-
-/// The bounds of the line around `data[start..end]`, at most `before` and `after` bytes
-/// beyond it on each side.
-pub(crate) fn line_around(data: &[u8], start: usize, end: usize, before: usize, after: usize) -> (usize, usize) {
-    let lower = start.saturating_sub(before);
-    let from = memchr::memrchr(b'\n', &data[lower..start]).map_or(lower, |p| lower + p + 1);
-    let upper = (end + after).min(data.len());
-    let to = memchr::memchr(b'\n', &data[end..upper]).map_or(upper, |p| end + p);
-    (from, to)
 }
 
 /// Lines and columns of increasing offsets in one blob, counted once.
@@ -149,7 +103,7 @@ const CREDENTIAL_WORDS: &[&[u8]] = &[
 pub(crate) fn looks_like_a_value(s: &[u8]) -> bool {
     (8..=4096).contains(&s.len())
         && !s.iter().any(|b| b.is_ascii_whitespace())
-        && crate::finding::shannon_entropy(s) >= 3.0
+        && crate::util::shannon_entropy(s) >= 3.0
 }
 
 pub(crate) fn is_identifier(s: &[u8]) -> bool {
@@ -168,89 +122,6 @@ pub(crate) fn is_credential_name(name: &[u8]) -> bool {
 /// Whether a blob looks binary (a NUL in its first 8 KiB).
 pub fn is_binary(data: &[u8]) -> bool {
     memchr::memchr(0, &data[..data.len().min(8192)]).is_some()
-}
-
-/// The views of one blob, one level deep.
-#[derive(Debug, Default)]
-pub struct Views {
-    /// The first view holds everything the blob's bytes could show (a parsed `.pyc`'s
-    /// constants, each on its own line; a notebook's text): the bytes need not be scanned.
-    pub replace_blob: bool,
-    /// The views.
-    pub list: Vec<View>,
-}
-
-/// What a file's name says its text is, for the views that only pay off there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TextKind {
-    /// Configuration: INI, TOML, YAML, Terraform, properties, Dockerfiles.
-    Config,
-    /// Program source, where a literal may be split in pieces.
-    Code,
-    /// Anything else.
-    Other,
-}
-
-impl TextKind {
-    /// The kind of a file (or archive member) by its name.
-    pub fn of(name: &str) -> TextKind {
-        let base = name.rsplit(['/', '\\']).next().unwrap_or(name).to_ascii_lowercase();
-        let ext = base.rsplit_once('.').map_or("", |(_, e)| e);
-        if base.starts_with("dockerfile")
-            || base.starts_with("containerfile")
-            || matches!(
-                ext,
-                "ini"
-                    | "cfg"
-                    | "conf"
-                    | "toml"
-                    | "tf"
-                    | "tfvars"
-                    | "hcl"
-                    | "yaml"
-                    | "yml"
-                    | "properties"
-                    | "dockerfile"
-            )
-        {
-            TextKind::Config
-        } else if matches!(
-            ext,
-            "py" | "pyi"
-                | "pyw"
-                | "ipynb"
-                | "js"
-                | "mjs"
-                | "cjs"
-                | "ts"
-                | "jsx"
-                | "tsx"
-                | "rb"
-                | "go"
-                | "java"
-                | "kt"
-                | "php"
-                | "cs"
-                | "swift"
-                | "scala"
-                | "sh"
-                | "bash"
-                | "zsh"
-                | "ps1"
-                | "c"
-                | "h"
-                | "cc"
-                | "cpp"
-                | "hpp"
-                | "rs"
-                | "lua"
-                | "pl"
-        ) {
-            TextKind::Code
-        } else {
-            TextKind::Other
-        }
-    }
 }
 
 /// The views of `data`, one level deep; `kind` is what its name says it is.
@@ -287,46 +158,10 @@ pub fn views_of(data: &[u8], kind: TextKind) -> Views {
     views
 }
 
-/// The provenance of `view`, a view of a blob from `parent`: its decoder added, and its
-/// excerpts placed in the outermost blob that can be placed.
-pub fn provenance_of(parent: &Provenance, view: &View) -> Provenance {
-    let mut child = parent.decoded(view.decoder);
-    let mut focus = view.focus.clone();
-    // In a view that repeats its blob's bytes around what it decoded, runs in the repeated
-    // bytes were decoded from the blob itself already: only what lies in the parent's
-    // decoded ranges is new.
-    if let Some(outer) = &parent.focus {
-        let new = |e: &Excerpt| outer.iter().any(|&(s, t)| e.blob_start < t && s < e.blob_end);
-        match &mut focus {
-            Some(spans) => spans.retain(|&(s, _)| excerpt_at(&view.origin, s).is_some_and(new)),
-            None if !view.origin.is_empty() && !view.origin.iter().any(new) => focus = Some(Vec::new()),
-            None => {}
-        }
-    }
-    child.focus = focus.map(Arc::new);
-    child.origin = match (&parent.origin, view.origin.is_empty()) {
-        (_, true) => None,
-        // In the blob itself, or in a view that cannot be placed (a `.pyc`'s): place there.
-        (None, false) => Some(Arc::new(view.origin.clone())),
-        // Each excerpt lies in an excerpt of the parent: report that one, in the blob.
-        (Some(outer), false) => Some(Arc::new(
-            view.origin
-                .iter()
-                .filter_map(|e| {
-                    excerpt_at(outer, e.blob_start).map(|o| Excerpt {
-                        view_start: e.view_start,
-                        ..*o
-                    })
-                })
-                .collect(),
-        )),
-    };
-    child
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::excerpt_at;
 
     #[test]
     fn excerpts_carry_lines_and_columns() {

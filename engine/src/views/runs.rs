@@ -144,7 +144,7 @@ pub(crate) fn is_payload(plain: &[u8]) -> bool {
             .chunks_exact(2)
             .take(16)
             .all(|u| u[1] == 0 && u[0] >= 0x09 && u[0] < 0x7f);
-    use crate::unpack::{sniff, Format};
+    use crate::containers::{sniff, Format};
     utf16
         || match sniff(plain) {
             Format::Plain => false,

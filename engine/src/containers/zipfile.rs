@@ -6,8 +6,8 @@ use std::io::Cursor;
 use zip::CompressionMethod;
 
 use super::Unpacker;
-use crate::report::WarningKind;
-use crate::validate::Provenance;
+use crate::core::Provenance;
+use crate::core::WarningKind;
 
 /// A member as the central directory describes it.
 struct Entry {

@@ -12,9 +12,9 @@ use std::cell::Cell;
 use std::io::{self, Cursor, Read};
 use std::rc::Rc;
 
-use crate::report::WarningKind;
-use crate::validate::Provenance;
-use crate::views::Views;
+use crate::core::Provenance;
+use crate::core::Views;
+use crate::core::WarningKind;
 
 /// A container format, from its magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub fn sniff(head: &[u8]) -> Format {
 /// inside, which comes from its own. Blobs are deduplicated by their bytes and this.
 pub fn name_salt(provenance: &Provenance, head: &[u8]) -> String {
     let name = provenance.members.last().unwrap_or(&provenance.path);
-    let kind = crate::views::TextKind::of(name);
+    let kind = crate::core::TextKind::of(name);
     match sniff(&head[..head.len().min(SNIFF_LEN)]) {
         Format::Gzip | Format::Bzip2 | Format::Xz | Format::Zstd => format!("{kind:?}\0{}", inner_name(provenance)),
         _ => format!("{kind:?}"),
@@ -306,7 +306,7 @@ impl<'v> Unpacker<'v> {
         if format == Format::Plain {
             let views = if (provenance.decoders.len() as u32) < self.decode_depth {
                 let name = provenance.members.last().unwrap_or(&provenance.path);
-                crate::views::views_of(data, crate::views::TextKind::of(name))
+                crate::views::views_of(data, crate::core::TextKind::of(name))
             } else {
                 Views::default()
             };
@@ -315,7 +315,7 @@ impl<'v> Unpacker<'v> {
             }
             // A view is a blob like any other: decoded again, or opened (gzip in base64).
             for view in views.list {
-                let child = crate::views::provenance_of(provenance, &view);
+                let child = crate::core::provenance_of(provenance, &view);
                 if child.focus.as_ref().is_some_and(|f| f.is_empty()) {
                     continue; // nothing in it that the blob did not show already
                 }

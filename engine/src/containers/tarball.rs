@@ -4,8 +4,8 @@
 use std::io::Read;
 
 use super::Unpacker;
-use crate::report::WarningKind;
-use crate::validate::Provenance;
+use crate::core::Provenance;
+use crate::core::WarningKind;
 
 pub(super) fn open(unpacker: &mut Unpacker<'_>, reader: &mut dyn Read, provenance: &Provenance, depth: u32) {
     let mut archive = tar::Archive::new(reader);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::finding::Finding;
+use super::Finding;
 
 /// Why an input was skipped or only partly scanned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -122,7 +122,7 @@ pub struct Summary {
     pub bytes_reused: u64,
     /// Archive members among the reused blobs.
     pub members_reused: u64,
-    /// With [`crate::ScanOptions::count_ahead`]: files listed so far by the counting walk.
+    /// With `count_ahead`: files listed so far by the counting walk.
     pub files_listed: u64,
     /// Bytes of those files.
     pub bytes_listed: u64,

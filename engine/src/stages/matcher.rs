@@ -157,7 +157,7 @@ fn cache_path(dir: &Path, rules: &RuleSet) -> PathBuf {
     let version = hyperscan::version_str().to_string_lossy();
     let key = format!("{}-{}-{}", rules.content_hash(), version, std::env::consts::ARCH);
     let digest = sha2::Sha256::digest(key.as_bytes());
-    dir.join(format!("rules-{}.hsdb", &crate::rules::hex(&digest)[..32]))
+    dir.join(format!("rules-{}.hsdb", &crate::util::hex(&digest)[..32]))
 }
 
 fn load_cached(path: &Path) -> Option<BlockDatabase> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::finding::Finding;
+use crate::core::Finding;
 
 /// A user's allowlist or baseline could not be used.
 #[derive(Debug, thiserror::Error)]

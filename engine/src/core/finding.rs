@@ -1,9 +1,10 @@
 //! The finding and its stable JSON form (one object per JSON Lines line).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::rules::{hex, Confidence};
+use super::{Confidence, Package, PathContext};
+use crate::util::hex;
 
 /// The rule that produced a finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -14,11 +15,57 @@ pub struct RuleRef {
     pub name: String,
 }
 
+/// What a structural check proved of a secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationStatus {
+    /// A checksum in the token proved it (GitHub, npm CRC32).
+    ChecksumValid,
+    /// The secret decoded and parsed as its format says (a key, a macaroon, a JWT).
+    StructureValid,
+    /// No check applies, or the check could not be completed.
+    #[serde(other)]
+    Unchecked,
+}
+
+impl std::fmt::Display for ValidationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ValidationStatus {
+    /// The name used in reports and the datastore.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationStatus::ChecksumValid => "checksum_valid",
+            ValidationStatus::StructureValid => "structure_valid",
+            ValidationStatus::Unchecked => "unchecked",
+        }
+    }
+
+    /// The status a report names, if it is one.
+    pub fn from_name(name: &str) -> Option<ValidationStatus> {
+        [
+            ValidationStatus::ChecksumValid,
+            ValidationStatus::StructureValid,
+            ValidationStatus::Unchecked,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// Whether a check proved anything.
+    pub fn is_proven(self) -> bool {
+        self != ValidationStatus::Unchecked
+    }
+}
+
 /// What validation concluded about a finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Validation {
-    /// `checksum_valid`, `structure_valid` or `unchecked`.
-    pub status: &'static str,
+    /// What the check proved.
+    pub status: ValidationStatus,
     /// Details the structural check decoded (algorithm, key type, …).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
@@ -72,10 +119,10 @@ pub struct Finding {
     pub location: Location,
     /// The kind of place it is in (test, fixture, example, docs), when the path says.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<crate::context::PathContext>,
+    pub context: Option<PathContext>,
     /// The release (wheel, sdist, egg) it was found in, when the path names one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub package: Option<crate::package::Package>,
+    pub package: Option<Package>,
     /// The line around the secret (trimmed; long secrets shortened; masked when redacted).
     pub snippet: String,
     /// Byte range of the (possibly shortened) secret in `snippet`.
@@ -112,41 +159,5 @@ impl Finding {
             self.snippet = "[REDACTED]".to_owned();
         }
         self.secret = format!("sha256:{}", &self.secret_sha256[..16.min(self.secret_sha256.len())]);
-    }
-}
-
-/// SHA-256 of bytes as lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Shannon entropy in bits per byte.
-pub fn shannon_entropy(bytes: &[u8]) -> f64 {
-    if bytes.is_empty() {
-        return 0.0;
-    }
-    let mut counts = [0u32; 256];
-    for &b in bytes {
-        counts[b as usize] += 1;
-    }
-    let n = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / n;
-            -p * p.log2()
-        })
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entropy_of_uniform_and_constant() {
-        assert_eq!(shannon_entropy(b"aaaa"), 0.0);
-        assert!((shannon_entropy(b"abcd") - 2.0).abs() < 1e-9);
     }
 }

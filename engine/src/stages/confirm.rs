@@ -5,13 +5,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::allowlist::is_placeholder;
+use crate::checks::placeholders::is_placeholder;
 use crate::checks::{check, CheckOutcome, Surroundings};
-use crate::context::context_of;
-use crate::finding::{sha256_hex, shannon_entropy, Finding, Location, RuleRef, Validation};
-use crate::package::{parse_filename, Package};
-use crate::rules::{Confidence, RuleSet};
-use crate::views::{excerpt_at, line_around, Excerpt};
+use crate::core::context_of;
+use crate::core::{excerpt_at, Excerpt};
+use crate::core::{Confidence, Provenance};
+use crate::core::{Finding, Location, RuleRef, Validation, ValidationStatus};
+use crate::rules::RuleSet;
+use crate::util::line_around;
+use crate::util::{sha256_hex, shannon_entropy};
 
 /// A candidate window shipped from a scan worker: a copy of the bytes, so the worker can
 /// release the file at once, and what is needed to place a match in lines and columns.
@@ -33,68 +35,6 @@ pub struct ShippedWindow {
     pub line_at_start: u64,
     /// Offset in the blob where that line begins.
     pub line_start_offset: u64,
-}
-
-/// Where a blob comes from, as reported in findings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Provenance {
-    /// The file on disk.
-    pub path: String,
-    /// Archive members, outermost first.
-    pub members: Vec<String>,
-    /// Decoders applied.
-    pub decoders: Vec<String>,
-    /// The release the file is, when its name is a wheel, sdist or egg name.
-    pub package: Option<Package>,
-    /// In a decoded view, the byte ranges that were decoded: findings must touch one
-    /// (the rest of the view repeats the original, already scanned).
-    pub focus: Option<Arc<Vec<(u64, u64)>>>,
-    /// In a decoded view, where its parts came from: findings are placed at the encoded
-    /// bytes of the blob (see [`crate::views::Excerpt`]).
-    pub origin: Option<Arc<Vec<Excerpt>>>,
-}
-
-impl Provenance {
-    /// A file on disk; a release file name (wheel, sdist, egg) sets the package.
-    pub fn file(path: impl Into<String>) -> Self {
-        let path = path.into();
-        let package = path.rsplit('/').next().and_then(parse_filename);
-        Provenance {
-            path,
-            package,
-            ..Provenance::default()
-        }
-    }
-
-    /// A decoded view of this blob (`pyc`, `base64`, …).
-    pub fn decoded(&self, decoder: &str) -> Self {
-        let mut view = self.clone();
-        view.decoders.push(decoder.to_owned());
-        view.focus = None;
-        view.origin = None;
-        view
-    }
-
-    /// A member inside this blob. The package stays the outermost release file: the
-    /// artefact that was published (a vendored wheel inside an sdist is that sdist's).
-    pub fn child(&self, member: String) -> Self {
-        let mut child = self.clone();
-        child.focus = None;
-        child.origin = None;
-        if child.package.is_none() {
-            child.package = member.rsplit('/').next().and_then(parse_filename);
-        }
-        child.members.push(member);
-        child
-    }
-}
-
-/// The release a place belongs to: the file on disk when its name is a release, else the
-/// outermost member that is one (as [`Provenance::child`] decides while unpacking).
-pub fn package_of(path: &str, members: &[String]) -> Option<Package> {
-    std::iter::once(path)
-        .chain(members.iter().map(String::as_str))
-        .find_map(|p| p.rsplit('/').next().and_then(parse_filename))
 }
 
 /// All candidate windows of one blob.
@@ -202,7 +142,7 @@ impl Validator {
             }
             let validation = match rule.syntax.validator {
                 None => Validation {
-                    status: "unchecked",
+                    status: ValidationStatus::Unchecked,
                     details: serde_json::Map::new(),
                 },
                 Some(kind) => match check(
@@ -216,21 +156,21 @@ impl Validator {
                     CheckOutcome::Invalid(_) => continue,
                     CheckOutcome::Valid(details) => Validation {
                         status: if details.iter().any(|(k, _)| *k == "checksum") {
-                            "checksum_valid"
+                            ValidationStatus::ChecksumValid
                         } else {
-                            "structure_valid"
+                            ValidationStatus::StructureValid
                         },
                         details: details.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
                     },
                     CheckOutcome::Unproven(details) => Validation {
-                        status: "unchecked",
+                        status: ValidationStatus::Unchecked,
                         details: details.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
                     },
                 },
             };
             // A secret whose structure was proven is only matched against documented keys
             // and strong markers: random bodies contain `xxxx` or `dummy` by chance.
-            if is_placeholder(bytes, validation.status != "unchecked") {
+            if is_placeholder(bytes, validation.status.is_proven()) {
                 continue;
             }
             let (line, column) = line_and_column(window, secret.start());
@@ -275,8 +215,8 @@ impl Validator {
 /// does not parse, an access key id of no known layout) lowers high to medium.
 fn effective_confidence(rule: Confidence, validation: &Validation) -> Confidence {
     match validation.status {
-        "checksum_valid" => Confidence::High,
-        "unchecked" if !validation.details.is_empty() && rule == Confidence::High => Confidence::Medium,
+        ValidationStatus::ChecksumValid => Confidence::High,
+        ValidationStatus::Unchecked if !validation.details.is_empty() && rule == Confidence::High => Confidence::Medium,
         _ => rule,
     }
 }
@@ -312,7 +252,7 @@ fn place_in_blob(finding: &mut Finding, origin: &[Excerpt]) {
 /// provider token inside a `.pypirc` password slot), the most confident, validated,
 /// first-listed rule keeps it.
 fn dedup_across_rules(findings: &mut Vec<Finding>) {
-    let rank = |f: &Finding| (std::cmp::Reverse(f.confidence), f.validation.status == "unchecked");
+    let rank = |f: &Finding| (std::cmp::Reverse(f.confidence), !f.validation.status.is_proven());
     findings.sort_by(|a, b| {
         (a.location.offset, a.location.end, rank(a)).cmp(&(b.location.offset, b.location.end, rank(b)))
     });
@@ -330,7 +270,7 @@ fn once_per_secret(findings: &mut Vec<Finding>) {
         (
             f.rule.id.starts_with("generic."),
             std::cmp::Reverse(f.confidence),
-            f.validation.status == "unchecked",
+            !f.validation.status.is_proven(),
             f.location.offset,
         )
     };
@@ -387,7 +327,7 @@ mod tests {
 
     #[test]
     fn validation_moves_confidence() {
-        let v = |status: &'static str, details: &[&str]| Validation {
+        let v = |status: ValidationStatus, details: &[&str]| Validation {
             status,
             details: details
                 .iter()
@@ -395,19 +335,19 @@ mod tests {
                 .collect(),
         };
         assert_eq!(
-            effective_confidence(Confidence::Medium, &v("checksum_valid", &["checksum"])),
+            effective_confidence(Confidence::Medium, &v(ValidationStatus::ChecksumValid, &["checksum"])),
             Confidence::High
         );
         assert_eq!(
-            effective_confidence(Confidence::High, &v("unchecked", &["parsed"])),
+            effective_confidence(Confidence::High, &v(ValidationStatus::Unchecked, &["parsed"])),
             Confidence::Medium
         );
         assert_eq!(
-            effective_confidence(Confidence::High, &v("unchecked", &[])),
+            effective_confidence(Confidence::High, &v(ValidationStatus::Unchecked, &[])),
             Confidence::High
         );
         assert_eq!(
-            effective_confidence(Confidence::Low, &v("structure_valid", &["alg"])),
+            effective_confidence(Confidence::Low, &v(ValidationStatus::StructureValid, &["alg"])),
             Confidence::Low
         );
     }

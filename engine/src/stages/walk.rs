@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use globset::GlobSet;
 
-use crate::report::{Warning, WarningKind};
+use crate::core::{Warning, WarningKind};
 
 /// A regular file to scan.
 #[derive(Clone, Debug)]
