@@ -6,7 +6,7 @@
 //! measured in the same run, so results can be read as a ratio on a noisy machine.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keysweep::{Engine, EngineOptions, Provenance, RuleSet};
+use keysweep::{Confidence, RuleSet, Scanner, ScannerOptions};
 
 /// About 8 MiB of Python/config-like text with a secret every ~64 KiB.
 fn source_like_corpus() -> Vec<u8> {
@@ -58,9 +58,22 @@ password_file = "/etc/client/password"
 }
 
 fn throughput(c: &mut Criterion) {
-    let engine = Engine::new(
+    // The matcher and validator alone: raw bytes, no containers or views, every finding.
+    let raw = ScannerOptions {
+        min_confidence: Confidence::Low,
+        archives: None,
+        decode_depth: 0,
+        max_findings_per_file_and_rule: None,
+        ..ScannerOptions::default()
+    };
+    let cache = keysweep::default_cache_dir();
+    let engine =
+        Scanner::with_cache(RuleSet::builtin().expect("builtin rules"), raw, cache.as_deref()).expect("engine");
+    // What `keysweep scan` does with such a file: views and decoders too.
+    let full = Scanner::with_cache(
         RuleSet::builtin().expect("builtin rules"),
-        &EngineOptions::with_default_cache(),
+        ScannerOptions::default(),
+        cache.as_deref(),
     )
     .expect("engine");
     let corpus = source_like_corpus();
@@ -70,9 +83,8 @@ fn throughput(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("baseline", "count-newlines"), |b| {
         b.iter(|| count_newlines(&corpus))
     });
-    let mut scanner = engine.blob_scanner().expect("scanner");
     // A bench that finds nothing measures nothing: the planted tokens must come out.
-    let found = scanner.scan(&corpus, Provenance::file("bench")).expect("scan");
+    let found = engine.scan_bytes("bench", &corpus).expect("scan").findings;
     assert!(
         found.iter().any(|f| f.rule.id == "github.pat.classic"),
         "planted token not found among {} findings: {:?}",
@@ -85,8 +97,11 @@ fn throughput(c: &mut Criterion) {
     );
     group.bench_function(
         BenchmarkId::new("engine", format!("{}-rules", engine.rules().len())),
-        |b| b.iter(|| scanner.scan(&corpus, Provenance::file("bench")).expect("scan").len()),
+        |b| b.iter(|| engine.scan_bytes("bench", &corpus).expect("scan").findings.len()),
     );
+    group.bench_function(BenchmarkId::new("scan_bytes", "views-and-decoders"), |b| {
+        b.iter(|| full.scan_bytes("bench.py", &corpus).expect("scan").findings.len())
+    });
     group.finish();
 }
 

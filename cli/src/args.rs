@@ -193,7 +193,7 @@ pub struct ScanArgs {
     #[arg(long, help_heading = "Archives")]
     pub no_archives: bool,
     /// Open archives nested up to N deep (a wheel in an sdist is depth 2).
-    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "Archives")]
+    #[arg(long, value_name = "N", default_value_t = keysweep::Budget::default().max_depth, help_heading = "Archives")]
     pub max_depth: u32,
     /// Stop unpacking a file after SIZE decompressed bytes (K, M, G suffixes).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8G", help_heading = "Archives")]
@@ -201,7 +201,7 @@ pub struct ScanArgs {
 
     /// Follow decoders (`.pyc`, UTF-16, base64, hex, escapes, percent-encoding) up to N
     /// deep: base64 of an escaped string is 2.
-    #[arg(long, value_name = "N", default_value_t = keysweep::views::DEFAULT_DEPTH, help_heading = "Decoding")]
+    #[arg(long, value_name = "N", default_value_t = keysweep::DEFAULT_DECODE_DEPTH, help_heading = "Decoding")]
     pub max_decode_depth: u32,
     /// Scan bytes only as they are: no decoded views (same as --max-decode-depth 0).
     #[arg(long, help_heading = "Decoding")]
@@ -211,8 +211,8 @@ pub struct ScanArgs {
     pub rules: RulesArgs,
     /// Scan only shard K of N: files are split by a hash of their path below the input, so
     /// N machines running 1/N … N/N over the same tree scan each file once.
-    #[arg(long, value_name = "K/N", value_parser = keysweep::stages::walk::Shard::parse, help_heading = "Input")]
-    pub shard: Option<keysweep::stages::walk::Shard>,
+    #[arg(long, value_name = "K/N", value_parser = keysweep::Shard::parse, help_heading = "Input")]
+    pub shard: Option<keysweep::Shard>,
     /// Report findings at this confidence or above.
     #[arg(long, value_enum, default_value = "medium", help_heading = "Rules")]
     pub confidence: ConfidenceArg,
@@ -227,7 +227,7 @@ pub struct ScanArgs {
     pub suppression: SuppressionArgs,
 
     /// Report at most N findings of one rule per file; the rest are counted (0: no limit).
-    #[arg(long, value_name = "N", default_value_t = 1000, help_heading = "Output")]
+    #[arg(long, value_name = "N", default_value_t = keysweep::DEFAULT_MAX_FINDINGS_PER_FILE, help_heading = "Output")]
     pub max_findings_per_file: u64,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value = "pretty", help_heading = "Output")]

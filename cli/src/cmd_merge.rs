@@ -31,8 +31,7 @@ fn is_datastore(path: &Path) -> bool {
 /// Merges datastores into `output` (created if missing): inputs, blobs, findings and runs,
 /// each blob's findings once.
 fn merge_datastores(stores: &[std::path::PathBuf], output: &Path) -> Result<i32> {
-    let target =
-        keysweep::datastore::Datastore::open(output).with_context(|| format!("opening {}", output.display()))?;
+    let target = keysweep::Datastore::open(output).with_context(|| format!("opening {}", output.display()))?;
     for store in stores {
         anyhow::ensure!(
             std::fs::canonicalize(store).ok() != std::fs::canonicalize(output).ok(),

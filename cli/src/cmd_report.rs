@@ -1,8 +1,9 @@
 //! `keysweep report`: the findings a datastore holds, printed without scanning.
 
 use anyhow::{Context, Result};
-use keysweep::datastore::{Datastore, FindingFilter};
-use keysweep::{Confidence, Summary};
+use std::sync::Arc;
+
+use keysweep::{Confidence, Datastore, FindingFilter, ReportFilter, Summary, Verdict};
 
 use crate::args::{ConfidenceArg, ReportArgs};
 use crate::rules_load::rule_set;
@@ -32,25 +33,22 @@ pub fn run(args: &ReportArgs) -> Result<i32> {
     };
     let filter = FindingFilter {
         rules: args.rule.clone(),
-        package: args.package.as_deref().map(keysweep::core::normalize_name),
+        package: args.package.as_deref().map(keysweep::normalize_name),
     };
     // As the scan reports: the same confidence filter, allowlist, baseline and inline allows.
-    let suppressions = crate::cmd_scan::suppressions(&args.suppression)?;
+    // The cap was applied when the datastore recorded the findings.
+    let suppressions = Arc::new(crate::cmd_scan::suppressions(&args.suppression)?);
+    let mut report_filter = ReportFilter::new(min, suppressions, None);
     let mut summary = Summary::default();
     sink.begin()?;
-    store.for_each_finding(&filter, &mut |finding| {
-        if finding.confidence < min {
-            summary.findings_below_threshold += 1;
-            return Ok(true);
-        }
-        if let Some(reason) = suppressions.reason(&finding) {
-            *summary.findings_suppressed.entry(reason.as_str()).or_default() += 1;
-            return Ok(true);
-        }
-        summary.findings += 1;
-        *summary.findings_per_rule.entry(finding.rule.id.clone()).or_default() += 1;
-        sink.finding(&finding)
-    })?;
+    store.for_each_finding(
+        &filter,
+        &mut |finding| match report_filter.judge(&finding, &mut summary) {
+            Verdict::Report => sink.finding(&finding),
+            Verdict::Hold => Ok(true),
+            Verdict::HoldAndWarn(w) => sink.warning(&w).map(|()| true),
+        },
+    )?;
     sink.finish(&summary)?;
     Ok(0)
 }

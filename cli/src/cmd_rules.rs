@@ -3,10 +3,10 @@
 use std::io::Write;
 
 use anyhow::Result;
-use keysweep::Provenance;
+use keysweep::{Confidence, ScannerOptions};
 
 use crate::args::RulesArgs;
-use crate::rules_load::{engine, rule_set};
+use crate::rules_load::{rule_set, scanner};
 
 /// Prints the rules, one per line.
 pub fn list(args: &RulesArgs, json: bool, markdown: bool) -> Result<i32> {
@@ -69,20 +69,29 @@ pub fn markdown_table(rules: &keysweep::RuleSet) -> String {
     text
 }
 
+/// The name examples are scanned under: no extension, so no view chosen by file name.
+const EXAMPLE_NAME: &str = "<example>";
+
 /// Verifies every rule; prints each problem and exits 1 if there is any.
 pub fn check(args: &RulesArgs) -> Result<i32> {
     let rules = rule_set(args)?;
     let mut problems = Vec::new();
-    for err in keysweep::stages::matcher::check_each_rule(&rules) {
+    for err in keysweep::check_each_rule(&rules) {
         problems.push(err.to_string());
     }
     if !problems.is_empty() {
         return report(&problems, rules.len());
     }
-    let engine = engine(rules.clone(), true)?;
-    let mut scanner = engine.blob_scanner()?;
-    // Each rule must find its own examples, even where a more specific rule also does.
-    scanner.report_every_rule();
+    // Examples go through the scan's one entry point, views and decoders included, at every
+    // confidence; each rule must find its own examples, even where a more specific rule
+    // also does.
+    let options = ScannerOptions {
+        min_confidence: Confidence::Low,
+        max_findings_per_file_and_rule: None,
+        report_every_rule: true,
+        ..ScannerOptions::default()
+    };
+    let scanner = scanner(rules.clone(), options, true)?;
     for rule in rules.rules() {
         let s = &rule.syntax;
         let at = format!("{}: rule {:?}", rule.source.display(), s.id);
@@ -96,13 +105,13 @@ pub fn check(args: &RulesArgs) -> Result<i32> {
             problems.push(format!("{at}: needs a reference to the documented format"));
         }
         for (i, example) in s.examples.iter().enumerate() {
-            let findings = scanner.scan(example.as_bytes(), Provenance::file("<example>"))?;
+            let findings = scanner.scan_bytes(EXAMPLE_NAME, example.as_bytes())?.findings;
             if !findings.iter().any(|f| f.rule.id == s.id) {
                 problems.push(format!("{at}: example {} is not found: {example:?}", i + 1));
             }
         }
         for (i, example) in s.negative_examples.iter().enumerate() {
-            let findings = scanner.scan(example.as_bytes(), Provenance::file("<example>"))?;
+            let findings = scanner.scan_bytes(EXAMPLE_NAME, example.as_bytes())?.findings;
             if let Some(f) = findings.iter().find(|f| f.rule.id == s.id) {
                 problems.push(format!(
                     "{at}: negative example {} is found (secret {:?}): {example:?}",

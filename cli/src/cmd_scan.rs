@@ -6,14 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use keysweep::containers::Budget;
-use keysweep::policy::suppress::Suppressions;
-use keysweep::stages::load::LoadPolicy;
-use keysweep::stages::walk::Filters;
-use keysweep::{Confidence, Finding, ScanOptions, Sink, Summary, Warning};
+use keysweep::{
+    Budget, Confidence, Filters, Finding, LoadPolicy, RunOptions, ScannerOptions, Sink, Summary, Suppressions, Warning,
+};
 
 use crate::args::{ConfidenceArg, ScanArgs, SuppressionArgs};
-use crate::rules_load::{engine, rule_set};
+use crate::rules_load::{rule_set, scanner};
 
 /// Forwards findings to the format's sink, prints warnings on standard error, and draws
 /// the progress bar on a terminal.
@@ -164,23 +162,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         bail!("no paths to scan");
     }
     let rules = rule_set(&args.rules)?;
-    let engine = engine(rules, args.no_cache)?;
-    // Ctrl-C stops starting new files and reports what was found; a second one exits now.
-    let cancel = Arc::new(AtomicBool::new(false));
-    let on_signal = Arc::clone(&cancel);
-    ctrlc::set_handler(move || {
-        if on_signal.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    })
-    .context("installing the Ctrl-C handler")?;
-    let options = ScanOptions {
-        threads: args.threads,
-        filters: filters(args)?,
-        load: LoadPolicy {
-            mmap: !args.no_mmap,
-            ..LoadPolicy::default()
-        },
+    let scanning = ScannerOptions {
         min_confidence: match args.confidence {
             ConfidenceArg::Low => Confidence::Low,
             ConfidenceArg::Medium => Confidence::Medium,
@@ -194,12 +176,31 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         decode_depth: if args.no_decode { 0 } else { args.max_decode_depth },
         max_findings_per_file_and_rule: (args.max_findings_per_file > 0).then_some(args.max_findings_per_file),
         suppressions: Arc::new(suppressions(&args.suppression)?),
+        report_every_rule: false,
+    };
+    let scanner = scanner(rules, scanning, args.no_cache)?;
+    // Ctrl-C stops starting new files and reports what was found; a second one exits now.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let on_signal = Arc::clone(&cancel);
+    ctrlc::set_handler(move || {
+        if on_signal.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+    let options = RunOptions {
+        threads: args.threads,
+        filters: filters(args)?,
+        load: LoadPolicy {
+            mmap: !args.no_mmap,
+            ..LoadPolicy::default()
+        },
         cancel: Arc::clone(&cancel),
         count_ahead: false,
         datastore: args
             .datastore
             .as_deref()
-            .map(keysweep::datastore::Datastore::open)
+            .map(keysweep::Datastore::open)
             .transpose()
             .context("opening --datastore")?,
     };
@@ -208,11 +209,11 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         args.output.as_deref(),
         args.redact,
         args.color,
-        engine.rules(),
+        scanner.rules(),
     )?;
     // A progress bar only where a person watches: a terminal on stderr, not `--quiet`.
     let show_bar = !args.quiet && std::io::stderr().is_terminal();
-    let options = ScanOptions {
+    let options = RunOptions {
         count_ahead: show_bar,
         ..options
     };
@@ -226,7 +227,7 @@ pub fn run(args: &ScanArgs) -> Result<i32> {
         quiet: args.quiet,
         bar,
     };
-    let summary = match engine.scan_paths(&paths, &options, &mut reporter) {
+    let summary = match scanner.scan_paths(&paths, &options, &mut reporter) {
         Ok(summary) => summary,
         // A reader that closed the pipe (`| head`) has seen at least one finding.
         Err(keysweep::Error::Sink(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -1,7 +1,7 @@
 //! Building the rule set and the engine from the command line's rule options.
 
 use anyhow::{Context, Result};
-use keysweep::{Engine, EngineOptions, RuleSet};
+use keysweep::{RuleSet, Scanner, ScannerOptions};
 
 use crate::args::RulesArgs;
 
@@ -21,12 +21,8 @@ pub fn rule_set(args: &RulesArgs) -> Result<RuleSet> {
     Ok(RuleSet::builtin_with(&args.rules)?)
 }
 
-/// An engine over `rules`, with the database cache unless `no_cache`.
-pub fn engine(rules: RuleSet, no_cache: bool) -> Result<Engine> {
-    let options = if no_cache {
-        EngineOptions::default()
-    } else {
-        EngineOptions::with_default_cache()
-    };
-    Engine::new(rules, &options).context("compiling the rules")
+/// A scanner of `rules` with `options`, with the database cache unless `no_cache`.
+pub fn scanner(rules: RuleSet, options: ScannerOptions, no_cache: bool) -> Result<Scanner> {
+    let cache = if no_cache { None } else { keysweep::default_cache_dir() };
+    Scanner::with_cache(rules, options, cache.as_deref()).context("compiling the rules")
 }

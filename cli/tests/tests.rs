@@ -3,6 +3,7 @@
 mod archives;
 mod datastore;
 mod findings;
+mod identity;
 mod suppression;
 mod util;
 mod views;

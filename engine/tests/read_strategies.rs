@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use keysweep::rules::parse_rule_file;
-use keysweep::stages::load::LoadPolicy;
-use keysweep::{CollectSink, Confidence, Engine, EngineOptions, RuleSet, ScanOptions};
+use keysweep::{parse_rule_file, LoadPolicy};
+use keysweep::{CollectSink, Confidence, RuleSet, RunOptions, Scanner, ScannerOptions};
 
 const RULES: &str = r#"
 [[rule]]
@@ -28,18 +27,25 @@ prefilter = '''(?i)acme_password'''
 confidence = "medium"
 "#;
 
-fn engine() -> Engine {
-    let rules = parse_rule_file(Path::new("acme.toml"), RULES).expect("rules");
-    Engine::new(RuleSet::from_rules(rules).expect("set"), &EngineOptions::default()).expect("engine")
-}
-
-fn scan(engine: &Engine, path: &Path, load: LoadPolicy) -> Vec<(String, String, u64, u64, u64)> {
-    let options = ScanOptions {
-        threads: 1,
-        load,
+/// Every finding, at every confidence, without a per-file cap.
+fn every_finding() -> ScannerOptions {
+    ScannerOptions {
         min_confidence: Confidence::Low,
         max_findings_per_file_and_rule: None,
-        ..ScanOptions::default()
+        ..ScannerOptions::default()
+    }
+}
+
+fn engine() -> Scanner {
+    let rules = parse_rule_file(Path::new("acme.toml"), RULES).expect("rules");
+    Scanner::new(RuleSet::from_rules(rules).expect("set"), every_finding()).expect("engine")
+}
+
+fn scan(engine: &Scanner, path: &Path, load: LoadPolicy) -> Vec<(String, String, u64, u64, u64)> {
+    let options = RunOptions {
+        threads: 1,
+        load,
+        ..RunOptions::default()
     };
     let mut sink = CollectSink::default();
     let summary = engine
@@ -147,17 +153,15 @@ fn the_same_secret_at_one_place_is_reported_once() {
 fn database_cache_is_written_reused_and_survives_corruption() {
     let cache = tempfile::tempdir().expect("tempdir");
     let rules = || RuleSet::from_rules(parse_rule_file(Path::new("acme.toml"), RULES).expect("rules")).expect("set");
-    let options = EngineOptions {
-        cache_dir: Some(cache.path().to_owned()),
-    };
-    let probe = |engine: &Engine| {
-        let mut scanner = engine.blob_scanner().expect("scanner");
+    let build = |what: &str| Scanner::with_cache(rules(), every_finding(), Some(cache.path())).expect(what);
+    let probe = |scanner: &Scanner| {
         let found = scanner
-            .scan(b"k = acme_k3j5h7g9f1d3s5a7q9w1\n", keysweep::Provenance::file("x"))
-            .expect("scan");
+            .scan_bytes("x", b"k = acme_k3j5h7g9f1d3s5a7q9w1\n")
+            .expect("scan")
+            .findings;
         assert_eq!(found.len(), 1);
     };
-    probe(&Engine::new(rules(), &options).expect("first build"));
+    probe(&build("first build"));
     let files: Vec<_> = std::fs::read_dir(cache.path())
         .expect("cache dir")
         .flatten()
@@ -165,10 +169,10 @@ fn database_cache_is_written_reused_and_survives_corruption() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].extension().is_some_and(|e| e == "hsdb"));
-    probe(&Engine::new(rules(), &options).expect("cached build"));
+    probe(&build("cached build"));
     // A truncated or foreign cache file is ignored and replaced, never trusted.
     std::fs::write(&files[0], b"not a database").expect("corrupt");
-    probe(&Engine::new(rules(), &options).expect("rebuild"));
+    probe(&build("rebuild"));
     assert!(std::fs::metadata(&files[0]).expect("cache file").len() > 100);
 }
 
@@ -216,9 +220,9 @@ fn a_sink_that_says_stop_receives_nothing_more() {
         .expect("write");
     }
     let mut sink = FirstOnly(0);
-    let options = ScanOptions {
+    let options = RunOptions {
         threads: 2,
-        ..ScanOptions::default()
+        ..RunOptions::default()
     };
     engine()
         .scan_paths(&[dir.path().to_owned()], &options, &mut sink)

@@ -69,6 +69,9 @@ pub fn name_salt(provenance: &Provenance, head: &[u8]) -> String {
     }
 }
 
+/// The views of a plain blob, given what its name says it is.
+pub type ViewsOf = fn(&[u8], crate::core::TextKind) -> Views;
+
 /// Limits per top-level file: what a hostile archive can cost before the rest is skipped.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
@@ -143,6 +146,8 @@ pub struct Unpacker<'v> {
     visitor: &'v mut dyn Visitor,
     /// Decoded views of plain blobs are chained up to this depth (0: none).
     decode_depth: u32,
+    /// What decodes a plain blob's views: the caller's (containers know no decoders).
+    views_of: ViewsOf,
     /// Counters so far.
     pub stats: UnpackStats,
 }
@@ -198,8 +203,14 @@ impl<R: Read> Read for Limited<R> {
 
 impl<'v> Unpacker<'v> {
     /// An unpacker for one top-level file of `file_len` bytes; plain blobs get their decoded
-    /// views up to `decode_depth` (see [`crate::views`]).
-    pub fn new(budget: Budget, decode_depth: u32, file_len: u64, visitor: &'v mut dyn Visitor) -> Self {
+    /// views from `views_of` up to `decode_depth`.
+    pub fn new(
+        budget: Budget,
+        decode_depth: u32,
+        views_of: ViewsOf,
+        file_len: u64,
+        visitor: &'v mut dyn Visitor,
+    ) -> Self {
         // Ten times the per-member ratio over the whole file: a single bomb member hits its
         // own limit first (its siblings are still scanned), nested bombs hit this one.
         let by_ratio = file_len
@@ -213,6 +224,7 @@ impl<'v> Unpacker<'v> {
             exhausted: false,
             visitor,
             decode_depth,
+            views_of,
             stats: UnpackStats::default(),
         }
     }
@@ -306,7 +318,7 @@ impl<'v> Unpacker<'v> {
         if format == Format::Plain {
             let views = if (provenance.decoders.len() as u32) < self.decode_depth {
                 let name = provenance.members.last().unwrap_or(&provenance.path);
-                crate::views::views_of(data, crate::core::TextKind::of(name))
+                (self.views_of)(data, crate::core::TextKind::of(name))
             } else {
                 Views::default()
             };

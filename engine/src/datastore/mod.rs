@@ -49,6 +49,9 @@ pub enum DatastoreError {
         /// The version this build writes.
         expected: u32,
     },
+    /// The sink given the stored findings failed to write.
+    #[error("writing results: {0}")]
+    Sink(std::io::Error),
     /// The writer thread stopped unexpectedly: what it had not committed is lost (rerun).
     #[error("datastore {path}: the writer stopped; rerun to record what this run scanned")]
     WriterStopped {
@@ -141,7 +144,7 @@ impl Profile {
     /// The profile of scanning with `rules` under `options`: decoded views, archive budgets
     /// and the per-place cap on findings kept. A rule's name, references and examples are left
     /// out: editing them rescans nothing.
-    pub fn new(rules: &RuleSet, options: &crate::ScanOptions) -> Profile {
+    pub fn new(rules: &RuleSet, options: &crate::policy::ScannerOptions) -> Profile {
         let mut base = format!(
             "keysweep scan semantics {SCAN_SEMANTICS}\0decode {}\0cap {:?}\0",
             options.decode_depth, options.max_findings_per_file_and_rule
@@ -488,8 +491,8 @@ impl Datastore {
     pub fn for_each_finding(
         &self,
         filter: &FindingFilter,
-        each: &mut dyn FnMut(crate::Finding) -> std::io::Result<bool>,
-    ) -> Result<(), crate::Error> {
+        each: &mut dyn FnMut(crate::core::Finding) -> std::io::Result<bool>,
+    ) -> Result<(), DatastoreError> {
         let conn = self.connect(true)?;
         let mut sql = String::from(
             "SELECT input.path, finding.body FROM input
@@ -515,7 +518,7 @@ impl Datastore {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
-            if !each(stored.placed(&path, &[])).map_err(crate::Error::Sink)? {
+            if !each(stored.placed(&path, &[])).map_err(DatastoreError::Sink)? {
                 break;
             }
         }

@@ -33,6 +33,9 @@ pub enum ScanError {
     /// Any other Hyperscan failure.
     #[error("hyperscan: {0}")]
     Hyperscan(String),
+    /// A stream being scanned could not be read further (what was read was scanned).
+    #[error("reading input: {0}")]
+    Read(std::io::Error),
 }
 
 fn hs_err(e: impl std::fmt::Display) -> ScanError {
@@ -191,6 +194,26 @@ fn thread_id_hash() -> u64 {
     h.finish()
 }
 
+/// A rule set and its compiled database, shared by every thread.
+#[derive(Clone)]
+pub struct Compiled {
+    /// The rules, in database order.
+    pub rules: Arc<RuleSet>,
+    /// Their database.
+    pub db: Arc<Database>,
+}
+
+impl Compiled {
+    /// Compiles `rules` (or loads their database from `cache_dir`).
+    pub fn build(rules: RuleSet, cache_dir: Option<&Path>) -> Result<Compiled, ScanError> {
+        let db = Database::build(&rules, cache_dir)?;
+        Ok(Compiled {
+            rules: Arc::new(rules),
+            db: Arc::new(db),
+        })
+    }
+}
+
 /// One thread's scanner: borrows the shared database and owns its scratch.
 pub struct Scanner {
     db: Arc<Database>,
@@ -284,14 +307,6 @@ impl Scanner {
             .map_err(hs_err)?;
         on_chunk(&[], total, &triggers);
         Ok(total)
-    }
-
-    /// The window span `(before, after)` of a rule.
-    pub fn window_of(&self, rule: u32) -> (u64, u64) {
-        self.db
-            .windows
-            .get(rule as usize)
-            .map_or((0, 0), |w| (w.before, w.after))
     }
 
     /// Every rule's window span `(before, after)`, indexed by rule.

@@ -7,4 +7,7 @@
 pub mod confirm;
 pub mod load;
 pub mod matcher;
+pub mod report;
+pub mod ship;
 pub mod walk;
+pub mod worker;

@@ -21,9 +21,6 @@ pub mod utf16;
 use crate::core::{Excerpt, TextKind, View, Views};
 pub(crate) use crate::util::line_around;
 
-/// How deep views are decoded by default (base64 of an escaped string is 2).
-pub const DEFAULT_DEPTH: u32 = 3;
-
 /// Most decoded text one text view holds.
 pub(crate) const MAX_TEXT_VIEW: usize = 1 << 20;
 
