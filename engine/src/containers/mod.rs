@@ -15,6 +15,7 @@ use std::rc::Rc;
 use crate::core::Provenance;
 use crate::core::Views;
 use crate::core::WarningKind;
+use crate::util::read_full;
 
 /// A container format, from its magic bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -499,20 +500,6 @@ fn decoder<'a, R: Read + 'a>(format: Format, reader: R) -> io::Result<Box<dyn Re
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a stream format"))
         }
     })
-}
-
-/// Reads until `buf` is full or the reader ends; EINTR is retried.
-pub(crate) fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// `notes.txt.gz` → `notes.txt`; a name without a known suffix gets `<decompressed>`.

@@ -296,10 +296,7 @@ const SNIPPET_SECRET_MAX: usize = 80;
 /// secret itself shortened to `SNIPPET_SECRET_MAX` characters. Returns the text and the byte
 /// range of the secret in it, so redaction masks exactly that range.
 fn snippet(hay: &[u8], lead: usize, start: usize, end: usize) -> (String, std::ops::Range<usize>) {
-    let line_start = memchr::memrchr(b'\n', &hay[lead..start]).map_or(lead, |p| lead + p + 1);
-    let line_end = memchr::memchr(b'\n', &hay[end..]).map_or(hay.len(), |p| end + p);
-    let from = line_start.max(start.saturating_sub(SNIPPET_CONTEXT));
-    let to = line_end.min(end + SNIPPET_CONTEXT).max(end);
+    let (from, to) = line_around(hay, start, end, SNIPPET_CONTEXT.min(start - lead), SNIPPET_CONTEXT);
     let clean = |bytes: &[u8]| -> String {
         String::from_utf8_lossy(bytes)
             .chars()

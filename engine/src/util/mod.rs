@@ -14,6 +14,21 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// The value of one hex digit, either case.
+pub fn hex_digit(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Hex text of even length as the bytes it spells.
+pub fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+    if text.len() % 2 == 1 {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
+        .collect()
+}
+
 /// SHA-256 of bytes as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))

@@ -4,6 +4,7 @@
 //! "postgres://…"`.
 
 use super::{LineCounter, View};
+use crate::util::hex_digit;
 
 /// Items a list needs before it is decoded: a secret is longer.
 const MIN_ITEMS: usize = 8;
@@ -20,9 +21,7 @@ fn item_at(data: &[u8], at: usize) -> Option<u8> {
     if digits[0] != b'0' || !matches!(digits[1], b'x' | b'X') || data.get(at + 4).is_some_and(u8::is_ascii_hexdigit) {
         return None;
     }
-    let hi = (digits[2] as char).to_digit(16)?;
-    let lo = (digits[3] as char).to_digit(16)?;
-    Some((hi << 4 | lo) as u8)
+    Some(hex_digit(digits[2])? << 4 | hex_digit(digits[3])?)
 }
 
 /// The list starting at `at`: its bytes and where its last item ends.

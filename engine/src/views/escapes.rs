@@ -3,6 +3,8 @@
 //! string) and percent-encoding (`%7B%22token%22…` in URLs and form bodies). Only stretches
 //! dense with escapes are decoded: a lone `\n` or `%s` changes nothing a rule would see.
 
+use crate::util::hex_digit;
+
 use super::{line_around, ExcerptView, LineCounter, View};
 
 /// Escapes further apart than this start a new stretch.
@@ -14,13 +16,11 @@ const MIN_WEIGHT: usize = 2;
 const CONTEXT_BEFORE: usize = 128;
 const CONTEXT_AFTER: usize = 128;
 
-fn hex_value(c: u8) -> Option<u32> {
-    (c as char).to_digit(16)
-}
-
 fn hex_at(data: &[u8], at: usize, digits: usize) -> Option<u32> {
     let bytes = data.get(at..at + digits)?;
-    bytes.iter().try_fold(0u32, |acc, &c| Some(acc << 4 | hex_value(c)?))
+    bytes
+        .iter()
+        .try_fold(0u32, |acc, &c| Some(acc << 4 | u32::from(hex_digit(c)?)))
 }
 
 /// The two kinds of escapes, each its own view.

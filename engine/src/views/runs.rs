@@ -5,6 +5,8 @@
 
 use base64::Engine as _;
 
+use crate::util::decode_hex;
+
 use super::{line_around, ExcerptView, LineCounter, View};
 
 /// Shortest run worth decoding (18 bytes of base64-decoded text, 12 of hex).
@@ -161,16 +163,6 @@ fn decode_base64(body: &[u8]) -> Option<Vec<u8>> {
         .decode(body)
         .or_else(|_| URL_SAFE_NO_PAD.decode(body))
         .ok()
-}
-
-fn decode_hex(run: &[u8]) -> Option<Vec<u8>> {
-    if run.len() % 2 == 1 {
-        return None;
-    }
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    run.chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
 }
 
 /// Whether a run may decode to text or a payload, from its characters alone: most runs
